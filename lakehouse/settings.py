@@ -41,6 +41,11 @@ class LakehouseSettings(dg.ConfigurableResource):
     mlflow_artifact_location: str = Field(description="Folder for MLflow artifacts of the lakehouse experiment.")
     mlflow_experiment: str = Field(default="lakehouse_flights", description="MLflow experiment name.")
     registered_model_name: str = Field(default="flight_delay_lgbm", description="MLflow registered model name.")
+    max_quarantine_share: float = Field(
+        default=0.05,
+        description="Silver's blocking check fails when more than this share of a batch's rows is quarantined: "
+        "a few bad rows are data, a large share means a broken export or a contract change.",
+    )
 
     @classmethod
     def from_env(cls, data_dir: str | os.PathLike | None = None) -> LakehouseSettings:

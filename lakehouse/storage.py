@@ -128,3 +128,13 @@ def table_metadata(path: str, **extra) -> dict:
         "delta_version": dt.version(),
         **extra,
     }
+
+
+def metadata_table(frame: pl.DataFrame, limit: int = 50) -> dg.MetadataValue:
+    """A small frame as a Dagster table metadata value (first ``limit`` rows)."""
+    head = frame.head(limit)
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
+                                 for k, v in row.items()}) for row in head.iter_rows(named=True)],
+        schema=column_schema(head.schema),
+    )

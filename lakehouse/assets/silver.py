@@ -1,0 +1,89 @@
+"""Silver assets: typed, validated, deduplicated tables upserted (MERGE) on their surrogate key.
+
+Each silver asset processes only the bronze batches it has not consumed yet: the last consumed
+``_batch_seq`` is committed with the MERGE as a Delta application transaction (``app_id = silver.<source>``),
+so progress and data can never disagree. Rows failing the Pandera contract (:mod:`lakehouse.schemas`) go to
+``silver/<source>_quarantine`` (MERGE on file hash and row position, so re-processing is idempotent).
+"""
+
+import dagster as dg
+import polars as pl
+
+from lakehouse import storage
+from lakehouse.schemas import SCHEMAS
+from lakehouse.settings import LakehouseSettings
+from lakehouse.sources import SOURCES, SourceSpec
+from lakehouse.transforms.silver import conform
+
+QUARANTINE_KEY = ["_content_hash", "_row_number"]
+
+def quarantine_path(settings: LakehouseSettings, spec: SourceSpec) -> str:
+    return settings.table_path("silver", f"{spec.name}_quarantine")
+
+def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["silver", spec.name])
+    schema = SCHEMAS[spec.name]
+    app_id = f"silver.{spec.name}"
+
+    @dg.asset(
+        key=key,
+        deps=[dg.AssetKey(["bronze", spec.name])],
+        group_name="silver",
+        kinds={"delta", "polars", "pandera"},
+        description=(f"{(schema.__doc__ or '').strip()} Typed and validated by `{schema.__name__}`, one row per "
+                     f"natural key ({', '.join(spec.natural_key)}), surrogate key `{spec.surrogate_key}` "
+                     "(UUID v5), upserted with a Delta MERGE. Failing rows: "
+                     f"`silver/{spec.name}_quarantine`."),
+        metadata={"natural_key": ", ".join(spec.natural_key), "surrogate_key": spec.surrogate_key,
+                  "partition_by": ", ".join(spec.partition_by) or "none"},
+        check_specs=[
+            dg.AssetCheckSpec("quarantine_share", asset=key, blocking=True,
+                              description="Share of the batch's rows quarantined is within the limit."),
+            dg.AssetCheckSpec("surrogate_key_unique", asset=key, blocking=True,
+                              description="The surrogate (hence natural) key is unique across the table."),
+        ],
+    )
+    def _silver(context: dg.AssetExecutionContext, settings: LakehouseSettings) -> dg.MaterializeResult:
+        bronze = settings.table_path("bronze", spec.name)
+        silver = settings.table_path("silver", spec.name)
+        consumed = storage.consumed_version(silver, app_id)
+        new = pl.scan_delta(bronze).filter(pl.col("_batch_seq") > consumed).collect()
+        batch = conform(new, spec, schema)
+        last_seq = int(new.get_column("_batch_seq").max()) if new.height else None
+        storage.upsert(quarantine_path(settings, spec), batch.quarantine, QUARANTINE_KEY)
+        merge = storage.upsert(silver, batch.valid, [spec.surrogate_key], partition_by=spec.partition_by,
+                               app_id=app_id if last_seq is not None else None, version=last_seq)
+        share = batch.quarantine.height / new.height if new.height else 0.0
+        dupes = (pl.scan_delta(silver).group_by(spec.surrogate_key).len().filter(pl.col("len") > 1)
+                 .select(pl.len()).collect().item())
+        if batch.quarantine.height:
+            context.log.warning(f"{batch.quarantine.height} {spec.name} rows quarantined")
+        return dg.MaterializeResult(
+            metadata=storage.table_metadata(
+                silver,
+                bronze_rows_read=new.height,
+                rows_inserted=int(merge.get("num_target_rows_inserted", 0)),
+                rows_updated=int(merge.get("num_target_rows_updated", 0)),
+                rows_superseded_in_batch=batch.superseded,
+                rows_quarantined=batch.quarantine.height,
+                consumed_batch_seq=last_seq if last_seq is not None else consumed,
+                quarantine_table=dg.MetadataValue.path(quarantine_path(settings, spec)),
+                quarantine_sample=storage.metadata_table(
+                    batch.quarantine.select("_source_file", "_row_number", "failed_checks", "reason"), 20),
+            ),
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="quarantine_share", passed=share <= settings.max_quarantine_share,
+                    metadata={"rows_read": new.height, "rows_quarantined": batch.quarantine.height,
+                              "share": share, "limit": settings.max_quarantine_share,
+                              "by_check": storage.metadata_table(
+                                  batch.quarantine.group_by("failed_checks").len().sort("len", descending=True))},
+                ),
+                dg.AssetCheckResult(check_name="surrogate_key_unique", passed=dupes == 0,
+                                    metadata={"duplicate_keys": dupes}),
+            ],
+        )
+
+    return _silver
+
+silver_assets = [build_silver_asset(spec) for spec in SOURCES.values()]

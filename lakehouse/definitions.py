@@ -1,0 +1,32 @@
+"""The Dagster code location: every asset, check, job and resource of the lakehouse.
+
+Loaded by ``dagster dev -w workspace.yaml``, ``dg dev`` (``[tool.dg]`` in pyproject.toml) and the tests.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from lakehouse.assets.bronze import bronze_assets
+from lakehouse.assets.gold import gold_assets
+from lakehouse.assets.ml import ml_assets
+from lakehouse.assets.silver import silver_assets
+from lakehouse.resources import build_resources
+from lakehouse.settings import LakehouseSettings
+
+ALL_ASSETS = [*bronze_assets, *silver_assets, *gold_assets, *ml_assets]
+
+medallion_job = dg.define_asset_job(
+    "medallion",
+    selection=dg.AssetSelection.all(),
+    description="Landing -> bronze -> silver -> gold -> model -> predictions, on whatever has landed.",
+)
+
+
+def build_definitions(settings: LakehouseSettings | None = None) -> dg.Definitions:
+    """Definitions wired to ``settings`` (default: :meth:`LakehouseSettings.from_env`)."""
+    settings = settings or LakehouseSettings.from_env()
+    return dg.Definitions(assets=ALL_ASSETS, jobs=[medallion_job], resources=build_resources(settings))
+
+
+defs = build_definitions()
