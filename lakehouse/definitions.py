@@ -8,6 +8,7 @@ from __future__ import annotations
 import dagster as dg
 
 from lakehouse.assets.bronze import bronze_assets
+from lakehouse.automation import automation_sensor
 from lakehouse.assets.gold import gold_assets
 from lakehouse.assets.ml import ml_assets
 from lakehouse.assets.silver import silver_assets
@@ -15,6 +16,8 @@ from lakehouse.resources import build_resources
 from lakehouse.settings import LakehouseSettings
 
 ALL_ASSETS = [*bronze_assets, *silver_assets, *gold_assets, *ml_assets]
+ALL_CHECKS: list[dg.AssetChecksDefinition] = []
+ALL_SENSORS: list[dg.SensorDefinition] = [automation_sensor]
 
 medallion_job = dg.define_asset_job(
     "medallion",
@@ -26,7 +29,8 @@ medallion_job = dg.define_asset_job(
 def build_definitions(settings: LakehouseSettings | None = None) -> dg.Definitions:
     """Definitions wired to ``settings`` (default: :meth:`LakehouseSettings.from_env`)."""
     settings = settings or LakehouseSettings.from_env()
-    return dg.Definitions(assets=ALL_ASSETS, jobs=[medallion_job], resources=build_resources(settings))
+    return dg.Definitions(assets=ALL_ASSETS, asset_checks=ALL_CHECKS, sensors=ALL_SENSORS, jobs=[medallion_job],
+                          resources=build_resources(settings))
 
 
 defs = build_definitions()

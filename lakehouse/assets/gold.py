@@ -4,6 +4,7 @@ import dagster as dg
 import polars as pl
 
 from lakehouse import storage
+from lakehouse.automation import follow_upstream
 from lakehouse.settings import LakehouseSettings
 from lakehouse.transforms import gold
 
@@ -16,6 +17,7 @@ def _read_silver(settings: LakehouseSettings, name: str) -> pl.DataFrame:
     key=["gold", "flight_features"],
     deps=list(SILVER.values()),
     group_name="gold",
+    automation_condition=follow_upstream(),
     kinds={"delta", "polars"},
     description=(gold.__doc__ or "").strip(),
     check_specs=[dg.AssetCheckSpec("one_row_per_flight", asset=["gold", "flight_features"], blocking=True)],
@@ -40,6 +42,7 @@ def flight_features(settings: LakehouseSettings) -> dg.MaterializeResult:
     key=["gold", "route_daily_delays"],
     deps=[SILVER["flights"]],
     group_name="gold",
+    automation_condition=follow_upstream(),
     kinds={"delta", "polars"},
     description=(gold.route_daily_delays.__doc__ or "").strip(),
 )

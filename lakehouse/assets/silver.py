@@ -10,6 +10,7 @@ import dagster as dg
 import polars as pl
 
 from lakehouse import storage
+from lakehouse.automation import follow_upstream
 from lakehouse.schemas import SCHEMAS
 from lakehouse.settings import LakehouseSettings
 from lakehouse.sources import SOURCES, SourceSpec
@@ -29,6 +30,7 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         key=key,
         deps=[dg.AssetKey(["bronze", spec.name])],
         group_name="silver",
+        automation_condition=follow_upstream(),
         kinds={"delta", "polars", "pandera"},
         description=(f"{(schema.__doc__ or '').strip()} Typed and validated by `{schema.__name__}`, one row per "
                      f"natural key ({', '.join(spec.natural_key)}), surrogate key `{spec.surrogate_key}` "
