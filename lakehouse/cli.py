@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -23,10 +24,11 @@ from lakehouse.settings import REPO_ROOT, LakehouseSettings, default_data_dir
 
 
 def ensure_dagster_home() -> Path:
-    """Default ``DAGSTER_HOME`` to ``<data>/dagster`` (with an empty dagster.yaml) unless already set."""
+    """Default ``DAGSTER_HOME`` to ``<data>/dagster`` unless set; install lakehouse/dagster.yaml if it has none."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(default_data_dir()) / "dagster")))
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch(exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(Path(__file__).with_name("dagster.yaml"), home / "dagster.yaml")
     return home
 
 

@@ -9,15 +9,16 @@ import dagster as dg
 
 from lakehouse.assets.bronze import bronze_assets
 from lakehouse.automation import automation_sensor
+from lakehouse.sensors import landing_sensor
 from lakehouse.assets.gold import gold_assets
 from lakehouse.assets.ml import ml_assets
-from lakehouse.assets.silver import silver_assets
+from lakehouse.assets.silver import accounting_checks, silver_assets
 from lakehouse.resources import build_resources
 from lakehouse.settings import LakehouseSettings
 
 ALL_ASSETS = [*bronze_assets, *silver_assets, *gold_assets, *ml_assets]
-ALL_CHECKS: list[dg.AssetChecksDefinition] = []
-ALL_SENSORS: list[dg.SensorDefinition] = [automation_sensor]
+ALL_CHECKS: list[dg.AssetChecksDefinition] = [*accounting_checks, ]
+ALL_SENSORS: list[dg.SensorDefinition] = [landing_sensor, automation_sensor]
 
 medallion_job = dg.define_asset_job(
     "medallion",

@@ -115,8 +115,12 @@ def next_batch_seq(settings: LakehouseSettings, spec: SourceSpec, log: pl.DataFr
 
 
 def ingest_source(settings: LakehouseSettings, spec: SourceSpec, batch_id: str,
-                  now: datetime | None = None) -> IngestReport:
-    """Ingest the new files of one source (see module docstring) and return what happened to each."""
+                  now: datetime | None = None, only: list[str] | None = None) -> IngestReport:
+    """Ingest the new files of one source (see module docstring) and return what happened to each.
+
+    Args:
+        only: restrict to these file names (a sensor's batch); files already logged are still skipped.
+    """
     now = now or datetime.now(timezone.utc)
     log = _reconcile(settings, spec, now)
     batch_seq = next_batch_seq(settings, spec, log)
@@ -125,7 +129,10 @@ def ingest_source(settings: LakehouseSettings, spec: SourceSpec, batch_id: str,
                   if s in ("ingested", "rejected")}
     entries: list[dict] = []
     frames: list[pl.DataFrame] = []
+    wanted = set(only) if only is not None else None
     for path in discover_files(settings.landing_path(spec.name)):
+        if wanted is not None and path.name not in wanted:
+            continue
         payload = path.read_bytes()
         digest = content_hash(payload)
         if (path.name, digest) in logged:

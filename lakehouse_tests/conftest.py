@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from lakehouse.definitions import ALL_ASSETS
+from lakehouse.definitions import ALL_ASSETS, ALL_CHECKS
 from lakehouse.landing import land, read_raw_table
 from lakehouse.resources import build_resources
 from lakehouse.settings import LakehouseSettings
@@ -32,7 +32,7 @@ def raw_flights() -> pl.DataFrame:
 
 
 def materialize_all(settings: LakehouseSettings, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
-    return dg.materialize(ALL_ASSETS, resources=build_resources(settings), instance=instance, **kwargs)
+    return dg.materialize([*ALL_ASSETS, *ALL_CHECKS], resources=build_resources(settings), instance=instance, **kwargs)
 
 
 @pytest.fixture(scope="module")

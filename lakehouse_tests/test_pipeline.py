@@ -49,6 +49,14 @@ def test_checks_ran_and_passed(small_lake):
     assert evaluations[("silver/flights", "quarantine_share")]
     assert evaluations[("silver/flights", "surrogate_key_unique")]
     assert evaluations[("gold/flight_features", "one_row_per_flight")]
+    for source in ("flights", "weather", "planes", "airports", "airlines"):
+        assert evaluations[(f"silver/{source}", "row_accounting")], source
+
+
+def check_metadata(result, asset: str, check: str) -> dict:
+    (evaluation,) = [e for e in result.get_asset_check_evaluations()
+                     if e.asset_key.to_user_string() == asset and e.check_name == check]
+    return {"passed": evaluation.passed, **{k: v.value for k, v in evaluation.metadata.items()}}
 
 
 def test_model_is_registered_and_predictions_name_its_version(small_lake):
@@ -95,6 +103,10 @@ def test_rerun_is_idempotent_and_new_files_are_picked_up(small_lake):
     silver = rows(settings, "silver", "flights")
     assert silver.height == before["flights"]
     assert silver.filter(pl.col("arr_delay") == 777).height == 1
+    # The old version's rows are all superseded by the correction, and the books still balance.
+    accounting = check_metadata(third, "silver/flights", "row_accounting")
+    assert accounting["passed"] and accounting["rows_unaccounted"] == 0
+    assert accounting["rows_superseded"] == jan.height
 
 
 def test_bad_rows_are_quarantined_and_bad_files_rejected(tmp_path):
@@ -111,7 +123,9 @@ def test_bad_rows_are_quarantined_and_bad_files_rejected(tmp_path):
         result = materialize_all(settings, instance, selection=selection, raise_on_error=False)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()
               if e.asset_key.to_user_string() == "silver/weather"}
-    assert checks["surrogate_key_unique"]
+    assert checks["surrogate_key_unique"] and checks["row_accounting"]
+    assert check_metadata(result, "silver/weather", "row_accounting")["rows_quarantined"] == 3
+    assert not check_metadata(result, "bronze/weather", "no_rejected_files")["passed"]
     quarantine = rows(settings, "silver", "weather_quarantine")
     assert quarantine.get_column("_source_file").to_list() == ["weather_bad.csv"] * 3
     assert quarantine.get_column("_row_number").sort().to_list() == [1, 2, 3]

@@ -14,6 +14,7 @@ from lakehouse.automation import follow_upstream
 from lakehouse.schemas import SCHEMAS
 from lakehouse.settings import LakehouseSettings
 from lakehouse.sources import SOURCES, SourceSpec
+from lakehouse.transforms.accounting import ROW_ID, account_rows
 from lakehouse.transforms.silver import conform
 
 QUARANTINE_KEY = ["_content_hash", "_row_number"]
@@ -31,6 +32,7 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(["bronze", spec.name])],
         group_name="silver",
         automation_condition=follow_upstream(),
+        pool=f"silver_{spec.name}",  # one writer per table (dagster.yaml sets the pools' limit to 1)
         kinds={"delta", "polars", "pandera"},
         description=(f"{(schema.__doc__ or '').strip()} Typed and validated by `{schema.__name__}`, one row per "
                      f"natural key ({', '.join(spec.natural_key)}), surrogate key `{spec.surrogate_key}` "
@@ -88,4 +90,43 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
 
     return _silver
 
+def build_accounting_check(spec: SourceSpec) -> dg.AssetChecksDefinition:
+    """Blocking check on ``silver/<source>``: every ingested row is in silver, quarantined or superseded."""
+
+    @dg.asset_check(
+        asset=dg.AssetKey(["silver", spec.name]),
+        name="row_accounting",
+        blocking=True,
+        description="Per ingested file: rows read = rows in bronze = rows in silver + quarantined + superseded.",
+    )
+    def _check(settings: LakehouseSettings) -> dg.AssetCheckResult:
+        silver = settings.table_path("silver", spec.name)
+        consumed = storage.consumed_version(silver, f"silver.{spec.name}")
+        keys = list(spec.natural_key)
+        report = account_rows(
+            log=storage.read(settings.table_path("bronze", f"{spec.name}_ingest_log")).filter(
+                pl.col("batch_seq") <= consumed),
+            bronze=pl.scan_delta(settings.table_path("bronze", spec.name))
+            .filter(pl.col("_batch_seq") <= consumed).select(*keys, "_source_file", *ROW_ID).collect(),
+            silver=pl.read_delta(silver, columns=[*keys, *ROW_ID]),
+            quarantine=pl.read_delta(quarantine_path(settings, spec), columns=ROW_ID),
+            spec=spec,
+        )
+        bad = report.filter(~pl.col("ok"))
+        return dg.AssetCheckResult(
+            passed=bad.is_empty(),
+            metadata={
+                "files_checked": report.height,
+                "files_unbalanced": bad.height,
+                **{c: int(report.get_column(c).sum() or 0) for c in
+                   ("rows_read", "rows_bronze", "rows_in_silver", "rows_quarantined", "rows_superseded",
+                    "rows_unaccounted")},
+                "unbalanced_files": storage.metadata_table(bad),
+            },
+        )
+
+    return _check
+
+
 silver_assets = [build_silver_asset(spec) for spec in SOURCES.values()]
+accounting_checks = [build_accounting_check(spec) for spec in SOURCES.values()]

@@ -82,7 +82,8 @@ def add_surrogate_key(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
     return frame.select(key, pl.all())
 
 
-def _cast_expr(col: str, dtype: pl.DataType) -> pl.Expr:
+def cast_expr(col: str, dtype: pl.DataType) -> pl.Expr:
+    """Raw String column -> ``dtype``; null tokens and unparseable values become null."""
     raw = pl.col(col).str.strip_chars()
     raw = pl.when(raw.is_in(NULL_TOKENS)).then(None).otherwise(raw)
     if dtype == UTC_HOUR:
@@ -103,7 +104,7 @@ def cast_types(bronze: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
     A value that is present (not a null token) but does not parse becomes null and is named in
     ``_cast_errors`` as ``cast:<column>=<raw value>``.
     """
-    typed = [_cast_expr(c, t) for c, t in spec.columns.items()]
+    typed = [cast_expr(c, t) for c, t in spec.columns.items()]
     errors = [
         pl.when(pl.col(c).is_not_null() & ~pl.col(c).str.strip_chars().is_in(NULL_TOKENS) & e.is_null())
         .then(pl.format("cast:{}={}", pl.lit(c), pl.col(c)))

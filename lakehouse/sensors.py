@@ -1,0 +1,102 @@
+"""The landing sensor: new files in ``<landing>/<source>/`` become bronze runs, in batches.
+
+* **Which files.** Visible data files only (no hidden, temporary or partial names; see
+  :func:`lakehouse.transforms.bronze.is_candidate`) that are **stable**: untouched for ``settle_seconds``, so a
+  file still being copied is left for a later tick.
+* **Cursor that scales.** Per source, the cursor keeps the newest change time handled and the names handled at
+  that exact time: ``{"flights": [1763718000123456789, ["a.csv"]], ...}``. Its size does not grow with the
+  number of files. The change time is ``max(mtime, ctime)``: ``ctime`` cannot be set by a user, so a file
+  copied with its old mtime preserved (``cp -p``, ``rsync -t``) or renamed is still seen as new.
+* **Batches.** At most ``max_files_per_run`` files per run: 500 small files become 5 runs, not 500.
+* **Run keys.** ``<source>:<sha1 of the batch's (name, change time) list>``: a restarted daemon that re-evaluates
+  the same tick asks for the same keys, which Dagster refuses to launch twice.
+* Bronze ingests by content hash (:mod:`lakehouse.ingest`), so even a file offered twice is ingested once;
+  silver and gold then follow through declarative automation (:mod:`lakehouse.automation`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import dagster as dg
+
+from lakehouse.settings import LakehouseSettings
+from lakehouse.sources import SOURCES
+from lakehouse.transforms.bronze import discover_files
+
+SETTLE_SECONDS = 10.0
+MAX_FILES_PER_RUN = 100
+
+
+def change_time_ns(path: Path) -> int:
+    st = path.stat()
+    return max(st.st_mtime_ns, st.st_ctime_ns)
+
+
+def pending_files(folder: Path, position: tuple[int, list[str]], now: float,
+                  settle_seconds: float) -> list[tuple[int, str]]:
+    """``(change_time_ns, name)`` of stable candidate files after the cursor ``position``, oldest first."""
+    last_ns, names_at_last = position
+    out = []
+    for path in discover_files(folder):
+        changed = change_time_ns(path)
+        if now - changed / 1e9 < settle_seconds:
+            continue  # still being written, or just landed: next tick
+        if changed > last_ns or (changed == last_ns and path.name not in names_at_last):
+            out.append((changed, path.name))
+    return sorted(out)
+
+
+def advance(position: tuple[int, list[str]], taken: Iterable[tuple[int, str]]) -> tuple[int, list[str]]:
+    """Cursor position after handling ``taken`` (sorted by change time)."""
+    last_ns, names = position
+    for changed, name in taken:
+        if changed > last_ns:
+            last_ns, names = changed, [name]
+        elif changed == last_ns:
+            names = sorted({*names, name})
+    return last_ns, names
+
+
+def build_landing_sensor(settle_seconds: float = SETTLE_SECONDS, max_files_per_run: int = MAX_FILES_PER_RUN,
+                         minimum_interval_seconds: int = 15) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="landing_sensor",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=minimum_interval_seconds,
+        target=dg.AssetSelection.groups("bronze"),
+        description=(f"Starts bronze runs for new stable files in the landing zone, at most {max_files_per_run} "
+                     "files per run."),
+    )
+    def landing_sensor(context: dg.SensorEvaluationContext, settings: LakehouseSettings) -> dg.SensorResult:
+        cursor = {k: (v[0], v[1]) for k, v in json.loads(context.cursor or "{}").items()}
+        now = time.time()
+        requests: list[dg.RunRequest] = []
+        for name in SOURCES:
+            position = cursor.get(name, (0, []))
+            pending = pending_files(settings.landing_path(name), position, now, settle_seconds)
+            for start in range(0, len(pending), max_files_per_run):
+                batch = pending[start:start + max_files_per_run]
+                digest = hashlib.sha1(json.dumps(batch).encode()).hexdigest()[:16]
+                requests.append(dg.RunRequest(
+                    run_key=f"{name}:{digest}",
+                    asset_selection=[dg.AssetKey(["bronze", name])],
+                    run_config={"ops": {f"bronze__{name}": {"config": {"files": [n for _, n in batch]}}}},
+                    tags={"lakehouse/source": name, "lakehouse/files": str(len(batch)),
+                          "lakehouse/first_file": batch[0][1], "lakehouse/last_file": batch[-1][1]},
+                ))
+            if pending:
+                cursor[name] = advance(position, pending)
+        if not requests:
+            return dg.SensorResult(skip_reason=dg.SkipReason("no new stable files"), cursor=json.dumps(cursor))
+        context.log.info(f"{len(requests)} run(s) for new files")
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+
+    return landing_sensor
+
+
+landing_sensor = build_landing_sensor()
