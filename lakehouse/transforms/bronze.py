@@ -18,6 +18,7 @@ Bronze frame shape (one row per landed data row)::
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import io
@@ -89,6 +90,23 @@ def _decode_text(payload: bytes, name: str) -> bytes:
     return payload
 
 
+def _reject_truncated_csv(text: bytes, name: str) -> None:
+    """Reject a CSV cut off mid-row: no final newline and a last line with fewer fields than the header.
+
+    polars fills the missing fields of such a row with nulls; the row would then look like bad data, while
+    the truth is an incomplete file (an interrupted copy), which must be re-delivered whole.
+    """
+    if not text or text.endswith(b"\n"):
+        return
+    header, _, _ = text.partition(b"\n")
+    last = text.rsplit(b"\n", 1)[-1]
+    n_header = len(next(csv.reader([header.decode()])))
+    n_last = len(next(csv.reader([last.decode()])))
+    if n_last < n_header:
+        raise RejectedFileError("truncated", f"{name}: the last line has {n_last} of {n_header} fields and no "
+                                "line end; the file looks cut off (interrupted copy?)")
+
+
 def parse_file(payload: bytes, name: str) -> pl.DataFrame:
     """Parse a landed file's bytes into a frame whose columns are all ``pl.String``.
 
@@ -103,7 +121,9 @@ def parse_file(payload: bytes, name: str) -> pl.DataFrame:
         if lower.endswith(".csv.gz"):
             payload, lower = gzip.decompress(payload), lower[:-3]
         if lower.endswith(".csv"):
-            frame = pl.read_csv(io.BytesIO(_decode_text(payload, name)), infer_schema=False)
+            text = _decode_text(payload, name)
+            _reject_truncated_csv(text, name)
+            frame = pl.read_csv(io.BytesIO(text), infer_schema=False)
         elif lower.endswith(".parquet"):
             frame = pl.read_parquet(io.BytesIO(payload))
         elif lower.endswith((".json", ".jsonl", ".ndjson")):
