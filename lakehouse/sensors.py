@@ -7,9 +7,10 @@
   that exact time: ``{"flights": [1763718000123456789, ["a.csv"]], ...}``. Its size does not grow with the
   number of files. The change time is ``max(mtime, ctime)``: ``ctime`` cannot be set by a user, so a file
   copied with its old mtime preserved (``cp -p``, ``rsync -t``) or renamed is still seen as new.
-* **Batches.** At most ``max_files_per_run`` files per run: 500 small files become 5 runs, not 500.
-* **Run keys.** ``<source>:<sha1 of the batch's (name, change time) list>``: a restarted daemon that re-evaluates
-  the same tick asks for the same keys, which Dagster refuses to launch twice.
+* **Batches.** One run per tick takes the new files of every source, at most ``max_files_per_run`` per source:
+  a new month (flights + weather) is one run; 500 small files of one source become 5 runs, not 500.
+* **Run keys.** ``landing:<sha1 of the batch's (source, name, change time) lists>``: a restarted daemon that
+  re-evaluates the same tick asks for the same keys, which Dagster refuses to launch twice.
 * Bronze ingests by content hash (:mod:`lakehouse.ingest`), so even a file offered twice is ingested once;
   silver and gold then follow through declarative automation (:mod:`lakehouse.automation`).
 """
@@ -62,6 +63,18 @@ def advance(position: tuple[int, list[str]], taken: Iterable[tuple[int, str]]) -
     return last_ns, names
 
 
+def batch_request(batch: dict[str, list[tuple[int, str]]]) -> dg.RunRequest:
+    """One run ingesting ``batch`` (source -> ``(change_time_ns, name)`` of its files) into bronze."""
+    digest = hashlib.sha1(json.dumps(sorted(batch.items())).encode()).hexdigest()[:16]
+    files = {name: [n for _, n in items] for name, items in batch.items()}
+    return dg.RunRequest(
+        run_key=f"landing:{digest}",
+        asset_selection=[dg.AssetKey(["bronze", name]) for name in files],
+        run_config={"ops": {f"bronze__{name}": {"config": {"files": names}} for name, names in files.items()}},
+        tags={"lakehouse/sources": ",".join(files), "lakehouse/files": str(sum(map(len, files.values())))},
+    )
+
+
 def build_landing_sensor(settle_seconds: float = SETTLE_SECONDS, max_files_per_run: int = MAX_FILES_PER_RUN,
                          minimum_interval_seconds: int = 15) -> dg.SensorDefinition:
     @dg.sensor(
@@ -75,22 +88,15 @@ def build_landing_sensor(settle_seconds: float = SETTLE_SECONDS, max_files_per_r
     def landing_sensor(context: dg.SensorEvaluationContext, settings: LakehouseSettings) -> dg.SensorResult:
         cursor = {k: (v[0], v[1]) for k, v in json.loads(context.cursor or "{}").items()}
         now = time.time()
-        requests: list[dg.RunRequest] = []
+        chunks: dict[str, list[list[tuple[int, str]]]] = {}
         for name in SOURCES:
             position = cursor.get(name, (0, []))
             pending = pending_files(settings.landing_path(name), position, now, settle_seconds)
-            for start in range(0, len(pending), max_files_per_run):
-                batch = pending[start:start + max_files_per_run]
-                digest = hashlib.sha1(json.dumps(batch).encode()).hexdigest()[:16]
-                requests.append(dg.RunRequest(
-                    run_key=f"{name}:{digest}",
-                    asset_selection=[dg.AssetKey(["bronze", name])],
-                    run_config={"ops": {f"bronze__{name}": {"config": {"files": [n for _, n in batch]}}}},
-                    tags={"lakehouse/source": name, "lakehouse/files": str(len(batch)),
-                          "lakehouse/first_file": batch[0][1], "lakehouse/last_file": batch[-1][1]},
-                ))
             if pending:
+                chunks[name] = [pending[i:i + max_files_per_run] for i in range(0, len(pending), max_files_per_run)]
                 cursor[name] = advance(position, pending)
+        requests = [batch_request({name: c[i] for name, c in chunks.items() if i < len(c)})
+                    for i in range(max((len(c) for c in chunks.values()), default=0))]
         if not requests:
             return dg.SensorResult(skip_reason=dg.SkipReason("no new stable files"), cursor=json.dumps(cursor))
         context.log.info(f"{len(requests)} run(s) for new files")

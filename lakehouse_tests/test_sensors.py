@@ -40,7 +40,8 @@ def test_ticks_wait_for_stable_files_batch_them_and_keep_a_small_cursor(tmp_path
         assert [len(b) for b in batches] == [100, 100, 50]
         assert sorted(f for b in batches for f in b) == [f"part_{i:04d}.csv" for i in range(250)]
         assert len({r.run_key for r in second.run_requests}) == 3
-        assert all(r.tags["lakehouse/source"] == "flights" for r in second.run_requests)
+        assert all(r.tags["lakehouse/sources"] == "flights" for r in second.run_requests)
+        assert all(r.asset_selection == [dg.AssetKey(["bronze", "flights"])] for r in second.run_requests)
         # The cursor holds one timestamp and the names at that timestamp, not every name seen.
         last_ns, names = json.loads(second.cursor)["flights"]
         from lakehouse.sensors import change_time_ns
@@ -61,6 +62,19 @@ def test_ticks_wait_for_stable_files_batch_them_and_keep_a_small_cursor(tmp_path
         fourth = tick(sensor, instance, settings, third.cursor)
         assert [r.run_config["ops"]["bronze__flights"]["config"]["files"] for r in fourth.run_requests] == [
             ["late_arrival.csv"]]
+
+
+def test_a_new_month_of_several_sources_is_one_run(tmp_path):
+    from lakehouse.landing import land
+
+    settings = LakehouseSettings.from_env(tmp_path)
+    land(settings.landing_dir, months=[7], sources=["flights", "weather"], max_day=1)
+    with dg.instance_for_test() as instance:
+        result = tick(build_landing_sensor(settle_seconds=0.0), instance, settings)
+    (request,) = result.run_requests
+    assert set(request.asset_selection) == {dg.AssetKey(["bronze", "flights"]), dg.AssetKey(["bronze", "weather"])}
+    assert request.run_config["ops"]["bronze__weather"]["config"]["files"] == ["weather_2013_07.csv"]
+    assert request.tags["lakehouse/files"] == "2"
 
 
 @pytest.mark.slow
