@@ -7,9 +7,20 @@ auto-created ``default_automation_condition_sensor`` starts STOPPED; ../shared/S
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
 
 AC = dg.AutomationCondition
+
+# Freshness SLAs (Dagster's FreshnessDaemon turns them into PASS/WARN/FAIL states on the asset pages).
+# Flights and weather land as one file per month, so a healthy feature view is rebuilt at least every 31 days
+# (the longest month): warn after 32 days (a file is a day late), fail after 35 (it is most of a week late).
+FEATURES_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=35), warn_window=timedelta(days=32))
+# The retraining sensor trains a challenger within a tick of a new month arriving, so a healthy model asset is
+# materialized about as often as the features; it gets 10 more days than the features before failing, so a late
+# landing shows first on the features (the cause) and only then on the model (the effect).
+MODEL_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=45), warn_window=timedelta(days=35))
 
 
 def follow_upstream() -> dg.AutomationCondition:

@@ -12,13 +12,15 @@ from lakehouse.automation import automation_sensor
 from lakehouse.sensors import landing_sensor
 from lakehouse.assets.gold import gold_assets
 from lakehouse.assets.ml import ml_assets
+from lakehouse.assets.monitoring import monitoring_assets
 from lakehouse.assets.silver import accounting_checks, silver_assets
 from lakehouse.resources import build_resources
+from lakehouse.retraining import retraining_sensors
 from lakehouse.settings import LakehouseSettings
 
-ALL_ASSETS = [*bronze_assets, *silver_assets, *gold_assets, *ml_assets]
+ALL_ASSETS = [*bronze_assets, *silver_assets, *gold_assets, *ml_assets, *monitoring_assets]
 ALL_CHECKS: list[dg.AssetChecksDefinition] = [*accounting_checks, ]
-ALL_SENSORS: list[dg.SensorDefinition] = [landing_sensor, automation_sensor]
+ALL_SENSORS: list[dg.SensorDefinition] = [landing_sensor, automation_sensor, *retraining_sensors]
 
 medallion_job = dg.define_asset_job(
     "medallion",

@@ -46,25 +46,36 @@ class LakehouseSettings(dg.ConfigurableResource):
         description="Silver's blocking check fails when more than this share of a batch's rows is quarantined: "
         "a few bad rows are data, a large share means a broken export or a contract change.",
     )
+    promotion_max_roc_auc_drop: float = Field(
+        default=0.005,
+        description="Champion/challenger margin: the challenger is promoted when its holdout ROC-AUC is at least "
+        "the champion's minus this (0.005 ~ 1.5 standard errors of ROC-AUC on a month of flights).",
+    )
+    retrain_min_new_flights: int = Field(
+        default=1000,
+        description="Retrain on new data when a calendar month after the champion's holdout month holds at "
+        "least this many labelled flights (a new holdout month large enough to compare models on).",
+    )
+    retrain_drift_psi: float = Field(
+        default=0.25,
+        description="Retrain on drift when a monitored column's PSI exceeds this (Siddiqi 2006: > 0.25 is a "
+        "significant population shift).",
+    )
 
     @classmethod
     def from_env(cls, data_dir: str | os.PathLike | None = None) -> LakehouseSettings:
         """Settings from the environment variables in the module docstring, else defaults under ``data_dir``."""
         data = Path(data_dir).resolve() if data_dir is not None else Path(default_data_dir())
-        if data_dir is not None:
-            return cls(
-                landing_dir=str(data / "landing"),
-                lake_dir=str(data / "lake"),
-                mlflow_tracking_uri=f"sqlite:///{data / 'mlflow' / 'mlflow.db'}",
-                mlflow_artifact_location=str(data / "mlflow" / "artifacts"),
-            )
+
+        def env(name: str, default: str) -> str:  # an explicit data_dir wins over the environment
+            return default if data_dir is not None else os.environ.get(name, default)
+
         return cls(
-            landing_dir=_env_path("LAKEHOUSE_LANDING_DIR", data / "landing"),
-            lake_dir=_env_path("LAKEHOUSE_LAKE_DIR", data / "lake"),
-            mlflow_tracking_uri=os.environ.get(
-                "LAKEHOUSE_MLFLOW_URI", f"sqlite:///{data / 'mlflow' / 'mlflow.db'}"
-            ),
-            mlflow_artifact_location=_env_path("LAKEHOUSE_MLFLOW_ARTIFACTS", data / "mlflow" / "artifacts"),
+            landing_dir=str(Path(env("LAKEHOUSE_LANDING_DIR", str(data / "landing"))).resolve()),
+            lake_dir=str(Path(env("LAKEHOUSE_LAKE_DIR", str(data / "lake"))).resolve()),
+            mlflow_tracking_uri=env("LAKEHOUSE_MLFLOW_URI", f"sqlite:///{data / 'mlflow' / 'mlflow.db'}"),
+            mlflow_artifact_location=str(
+                Path(env("LAKEHOUSE_MLFLOW_ARTIFACTS", str(data / "mlflow" / "artifacts"))).resolve()),
         )
 
     def table_path(self, layer: str, table: str) -> str:

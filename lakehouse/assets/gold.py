@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from lakehouse import storage
-from lakehouse.automation import follow_upstream
+from lakehouse.automation import FEATURES_FRESHNESS, follow_upstream
 from lakehouse.settings import LakehouseSettings
 from lakehouse.transforms import gold
 
@@ -20,6 +20,7 @@ def _read_silver(settings: LakehouseSettings, name: str) -> pl.DataFrame:
     automation_condition=follow_upstream(),
     kinds={"delta", "polars"},
     description=(gold.__doc__ or "").strip(),
+    freshness_policy=FEATURES_FRESHNESS,
     check_specs=[dg.AssetCheckSpec("one_row_per_flight", asset=["gold", "flight_features"], blocking=True)],
 )
 def flight_features(settings: LakehouseSettings) -> dg.MaterializeResult:

@@ -1,0 +1,181 @@
+"""Drift monitoring: how far the newest flights moved from the data the champion model was trained on.
+
+``ml/feature_drift`` compares, for every feature the champion uses, for the label ``is_late`` and for the
+champion's own predicted probability (``prediction``):
+
+* **reference**: the champion's training rows, i.e. the gold feature view **at the Delta version its training run
+  recorded**, restricted to its training months (time travel, so later rewrites of gold do not move it);
+* **current**: the newest calendar month of the current gold feature view.
+
+Statistics, bins and thresholds are those of :mod:`lakehouse.transforms.drift` (PSI with 10 reference-quantile
+bins or one bin per category, stable < 0.10 <= moderate <= 0.25 < significant, after Siddiqi 2006; KS or
+chi-square beside it). Each evaluation appends one row per column to the Delta table ``ml/feature_drift``, so
+drift is kept over time; the asset metadata carries the headline numbers and two PNG plots, which are also logged
+to the champion's MLflow run under ``drift/``.
+
+``month`` is computed but not *monitored*: as a calendar index its newest value lies outside the training months
+by construction, so its PSI is always large and says nothing about the world changing.
+"""
+
+
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import polars as pl
+from mlflow.tracking import MlflowClient
+
+from lakehouse import plots, storage
+from lakehouse.assets.ml import FEATURES_KEY, MODEL_KEY, RegisteredModel, load_champion, read_features
+from lakehouse.automation import follow_upstream
+from lakehouse.settings import LakehouseSettings
+from lakehouse.transforms import drift, training
+
+DRIFT_KEY = dg.AssetKey(["ml", "feature_drift"])
+DRIFT_EXEMPT = ["month"]
+PREDICTION = "prediction"
+_YM = pl.col("flight_date").dt.strftime("%Y-%m")
+
+EVALUATION_SCHEMA = {
+    "evaluation_id": pl.String,              # the Dagster run id
+    "evaluated_at": pl.Datetime("us", "UTC"),
+    "model_name": pl.String,
+    "champion_version": pl.Int64,
+    "reference_months": pl.String,           # comma-separated YYYY-MM: the champion's training months
+    "reference_start": pl.Date,
+    "reference_end": pl.Date,
+    "reference_features_version": pl.Int64,  # gold/flight_features Delta version the champion trained on
+    "current_month": pl.String,              # YYYY-MM: the newest month of the current gold features
+    "current_start": pl.Date,
+    "current_end": pl.Date,
+    "current_features_version": pl.Int64,
+}
+
+
+def drift_samples(settings: LakehouseSettings, champion: RegisteredModel) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Reference and current samples (see module docstring), each with a ``prediction`` column (the champion's
+    P(is_late), Float64), and the window description (:data:`EVALUATION_SCHEMA` fields)."""
+    ref_version = int(champion.params["gold_flight_features_version"])
+    train_months = champion.params["train_months"].split(",")
+    reference, _ = read_features(settings, version=ref_version)
+    reference = reference.filter(_YM.is_in(train_months))
+    features, cur_version = read_features(settings)
+    newest = features.select(_YM.max()).item()
+    current = features.filter(_YM == newest)
+    reference = reference.with_columns(pl.Series(PREDICTION, champion.predict(reference), dtype=pl.Float64))
+    current = current.with_columns(pl.Series(PREDICTION, champion.predict(current), dtype=pl.Float64))
+    window = {
+        "model_name": champion.name, "champion_version": champion.version,
+        "reference_months": ",".join(train_months),
+        "reference_start": reference.get_column("flight_date").min(),
+        "reference_end": reference.get_column("flight_date").max(),
+        "reference_features_version": ref_version, "current_month": newest,
+        "current_start": current.get_column("flight_date").min(),
+        "current_end": current.get_column("flight_date").max(), "current_features_version": cur_version,
+    }
+    return reference, current, window
+
+
+def evaluate_drift(reference: pl.DataFrame, current: pl.DataFrame, features: list[str]) -> pl.DataFrame:
+    """:func:`lakehouse.transforms.drift.drift_report` over the model's ``features``, the label and the
+    prediction, with :data:`DRIFT_EXEMPT` reported but not monitored."""
+    categorical = [c for c in features if c in training.CATEGORICAL]
+    numeric = [c for c in features if c not in training.CATEGORICAL]
+    kinds = {training.LABEL: "label", PREDICTION: "prediction"}
+    return drift.drift_report(reference, current, numeric=[*numeric, PREDICTION],
+                              categorical=[*categorical, training.LABEL], kinds=kinds, exempt=DRIFT_EXEMPT)
+
+
+def read_drift_history(settings: LakehouseSettings) -> pl.DataFrame:
+    """All evaluations in ``ml/feature_drift`` (empty frame when none yet)."""
+    path = settings.table_path("ml", "feature_drift")
+    if not storage.table_exists(path):
+        return pl.DataFrame(schema={**EVALUATION_SCHEMA, **drift.REPORT_SCHEMA})
+    return pl.read_delta(path).sort("evaluated_at", "column")
+
+
+@dg.asset(
+    key=DRIFT_KEY,
+    deps=[FEATURES_KEY, MODEL_KEY],
+    group_name="ml",
+    kinds={"delta", "scipy"},
+    pool="ml_feature_drift",  # one writer per table (dagster.yaml sets the pools' limit to 1)
+    automation_condition=follow_upstream(),
+    description=(
+        "PSI (10 reference-quantile bins / one bin per category, missing values their own bin) and KS / "
+        "chi-square per model feature, label and prediction, between the champion's training rows (gold at its "
+        "recorded Delta version) and the newest month; thresholds 0.10 / 0.25 after Siddiqi (2006). One row per "
+        "column per evaluation appended to `ml/feature_drift`. Follows new features and new models."
+    ),
+    check_specs=[dg.AssetCheckSpec(
+        "no_significant_drift", asset=DRIFT_KEY,
+        description="Warns when a monitored column (model feature or label) has PSI > 0.25; the retraining "
+                    "sensor reacts to the same condition.")],
+)
+def feature_drift(context: dg.AssetExecutionContext, settings: LakehouseSettings) -> dg.MaterializeResult:
+    champion = load_champion(settings)
+    if champion is None:  # nothing to compare with yet; the sensor trains the first model
+        return dg.MaterializeResult(
+            metadata={"status": "no champion model yet"},
+            check_results=[dg.AssetCheckResult(check_name="no_significant_drift", passed=True,
+                                               metadata={"status": "no champion model yet"})])
+    reference, current, window = drift_samples(settings, champion)
+    report = evaluate_drift(reference, current, champion.params["features"].split(","))
+    evaluated_at = datetime.now(timezone.utc)
+    header = pl.DataFrame([{"evaluation_id": context.run_id, "evaluated_at": evaluated_at, **window}],
+                          schema=EVALUATION_SCHEMA)
+    rows = header.join(report, how="cross")
+    path = settings.table_path("ml", "feature_drift")
+    storage.append(path, rows)
+
+    monitored = report.filter(pl.col("monitored"))
+    worst = monitored.row(0, named=True)
+    significant = monitored.filter(pl.col("psi") > settings.retrain_drift_psi).get_column("column").to_list()
+    moderate = monitored.filter(pl.col("status") == "moderate").get_column("column").to_list()
+    history = read_drift_history(settings).filter(pl.col("model_name") == champion.name)
+    title = f"{window['current_month']} vs training {window['reference_months'].split(',')[0]}.." \
+            f"{window['reference_months'].split(',')[-1]} (v{champion.version})"
+    pngs = {
+        "psi_by_column": plots.psi_bars(report, drift.PSI_MODERATE, drift.PSI_SIGNIFICANT, f"PSI: {title}"),
+        "psi_history": plots.psi_history(
+            history, [*monitored.filter(pl.col("kind") == "feature").head(3).get_column("column"), training.LABEL,
+                      PREDICTION], drift.PSI_SIGNIFICANT, "PSI over time: top 3 features, label, prediction"),
+    }
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, png in pngs.items():
+            file = Path(tmp) / f"{name}_{window['current_month']}_{evaluated_at:%Y%m%dT%H%M%S}.png"
+            file.write_bytes(png)
+            MlflowClient().log_artifact(champion.run_id, str(file), "drift")
+    by_column = {r["column"]: r for r in report.iter_rows(named=True)}
+    context.log.info(f"max PSI {worst['psi']:.3f} ({worst['column']}); significant: {significant or 'none'}")
+    return dg.MaterializeResult(
+        metadata={
+            **storage.table_metadata(path),
+            "champion_version": champion.version,
+            "reference": f"{window['reference_months']} (gold v{window['reference_features_version']}, "
+                         f"{reference.height} rows)",
+            "current": f"{window['current_month']} (gold v{window['current_features_version']}, {current.height} rows)",
+            "max_psi": float(worst["psi"]),
+            "max_psi_column": worst["column"],
+            "significant_columns": ", ".join(significant) or "none",
+            "moderate_columns": ", ".join(moderate) or "none",
+            "label_psi": float(by_column[training.LABEL]["psi"]),
+            "prediction_psi": float(by_column[PREDICTION]["psi"]),
+            "thresholds": "PSI < 0.10 stable, 0.10-0.25 moderate, > 0.25 significant (Siddiqi 2006)",
+            "drift": storage.metadata_table(report.select(
+                "column", "kind", "monitored", "psi", "status", "test", "test_statistic", "test_pvalue",
+                "reference_missing_share", "current_missing_share", "reference_mean", "current_mean"), limit=40),
+            "psi_by_column": dg.MetadataValue.md(plots.markdown_image(pngs["psi_by_column"], "PSI by column")),
+            "psi_history": dg.MetadataValue.md(plots.markdown_image(pngs["psi_history"], "PSI over time")),
+        },
+        check_results=[dg.AssetCheckResult(
+            check_name="no_significant_drift", passed=not significant, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"significant_columns": ", ".join(significant) or "none", "max_psi": float(worst["psi"]),
+                      "threshold": settings.retrain_drift_psi})],
+    )
+
+
+monitoring_assets = [feature_drift]

@@ -1,0 +1,222 @@
+"""When to retrain: the ``retraining_sensor`` and the rules it applies.
+
+The model asset (``ml/flight_delay_model``) has no automation condition of its own: this sensor decides. Each
+tick (every 60 s, RUNNING by default) it reads the champion's training record from MLflow, the gold feature view,
+the latest drift evaluation (``ml/feature_drift``) and the model's freshness, and requests one run of
+``ml/flight_delay_model`` + ``gold/flight_delay_predictions`` + ``ml/feature_drift`` when one of these holds
+(listed by priority; the first that holds is the run's reason):
+
+=====================  ====================================================================================
+reason                 rule
+=====================  ====================================================================================
+``no_champion``        there is no ``champion`` yet and gold holds the 3 months a time split needs (bootstrap:
+                       declarative ``eager()`` never requests a never-materialized asset, STACK_FACTS 2b).
+``new_labelled_data``  a calendar month **after the champion's holdout month** holds at least
+                       ``settings.retrain_min_new_flights`` (1,000) labelled flights. The champion's training
+                       run saw every month up to its holdout month, so this is the first data it never saw, and
+                       a new month is what the time split needs to give the challenger a fresh holdout.
+``drift``              the latest drift evaluation **for the current champion**, on a month after its holdout
+                       month, has a monitored column (a model feature or the label) with PSI >
+                       ``settings.retrain_drift_psi`` (0.25: "significant shift", Siddiqi 2006). It fires with
+                       less new data than ``new_labelled_data`` needs (e.g. the first days of a month).
+``freshness``          the model asset fails its freshness policy (:data:`~lakehouse.automation.MODEL_FRESHNESS`,
+                       45 days): the FreshnessDaemon's latest state is ``FAIL`` (read with
+                       ``instance.get_freshness_state_records``, available in OSS), or, where no daemon runs,
+                       the last materialization is older than the policy's ``fail_window``.
+=====================  ====================================================================================
+
+Each request carries tags ``lakehouse/retrain_reason`` (the reason), ``lakehouse/retrain_reasons`` (all that
+held), ``lakehouse/retrain_detail`` (the numbers) and a **run key** ``retrain:<reason>:<occurrence>``, where the
+occurrence names the data: ``champion-v<N>:data-through-<newest flight date>`` (for freshness
+``champion-v<N>:stale-since-<last materialization>``). Dagster never launches two runs with one run key of a
+sensor, and the cursor remembers recent occurrences, so new data that is also drifted launches one run, not two,
+and a refused challenger is not retrained on the same data again. The sensor also waits while any run is in
+progress, so retraining reads settled tables and never races the automation's writes.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+import dagster as dg
+import polars as pl
+from mlflow.tracking import MlflowClient
+
+from lakehouse import storage
+from lakehouse.automation import MODEL_FRESHNESS
+from lakehouse.assets.ml import (
+    CHAMPION,
+    MODEL_KEY,
+    PREDICTIONS_KEY,
+    RETRAIN_REASON_TAG,
+    get_alias_version,
+)
+from lakehouse.assets.monitoring import DRIFT_KEY, read_drift_history
+from lakehouse.settings import LakehouseSettings
+
+RETRAIN_REASONS_TAG = "lakehouse/retrain_reasons"
+RETRAIN_DETAIL_TAG = "lakehouse/retrain_detail"
+RETRAIN_KEY_TAG = "lakehouse/retrain_key"
+REASONS = ("no_champion", "new_labelled_data", "drift", "freshness")
+RETRAIN_TARGET = [MODEL_KEY, PREDICTIONS_KEY, DRIFT_KEY]
+CURSOR_MEMORY = 50
+IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED]
+_YM = pl.col("flight_date").dt.strftime("%Y-%m")
+
+
+@dataclass(frozen=True)
+class Champion:
+    """What the champion's training run recorded (MLflow params), enough to judge whether it is outdated."""
+
+    version: int
+    run_id: str
+    test_month: str          # its holdout month: the newest month its training run read
+    data_end_date: date      # newest flight date its training run read
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One retraining condition that holds: ``reason`` (see :data:`REASONS`), human ``detail`` and the
+    ``occurrence`` that identifies this instance of the condition."""
+
+    reason: str
+    detail: str
+    occurrence: str
+
+    @property
+    def run_key(self) -> str:
+        return f"retrain:{self.reason}:{self.occurrence}"
+
+
+def current_champion(settings: LakehouseSettings) -> Champion | None:
+    """The ``champion`` alias and its training record, without loading the model (None without a champion)."""
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+    mv = get_alias_version(client, settings.registered_model_name, CHAMPION)
+    if mv is None:
+        return None
+    params = client.get_run(mv.run_id).data.params
+    return Champion(version=int(mv.version), run_id=mv.run_id, test_month=params["test_month"],
+                    data_end_date=date.fromisoformat(params.get("data_end_date", params["train_end_date"])))
+
+
+def labelled_flights_by_month(settings: LakehouseSettings) -> pl.DataFrame:
+    """``month`` (YYYY-MM) and ``labelled`` (flights with a non-null ``is_late``) of the current gold features,
+    plus ``data_through`` (newest flight date, Date), one row per month, sorted."""
+    return (
+        pl.scan_delta(settings.table_path("gold", "flight_features"))
+        .group_by(_YM.alias("month"))
+        .agg(pl.col("is_late").is_not_null().sum().alias("labelled"), pl.col("flight_date").max().alias("data_through"))
+        .sort("month")
+        .collect()
+    )
+
+
+def model_freshness_failed(instance: dg.DagsterInstance, now: datetime) -> tuple[bool, str, float | None]:
+    """Whether ``ml/flight_delay_model`` fails :data:`MODEL_FRESHNESS`; returns ``(failed, detail, last
+    materialization timestamp)``. A never-materialized model is not stale (that is ``no_champion``'s case)."""
+    event = instance.get_latest_materialization_event(MODEL_KEY)
+    if event is None:
+        return False, "never materialized", None
+    last = event.timestamp
+    age = now.timestamp() - last
+    fail_after = MODEL_FRESHNESS.fail_window.to_timedelta().total_seconds()
+    record = instance.get_freshness_state_records([MODEL_KEY]).get(MODEL_KEY)
+    daemon_fail = (record is not None and record.freshness_state == "FAIL"  # a str Enum
+                   and record.updated_at.timestamp() >= last)
+    failed = daemon_fail or age > fail_after
+    source = "FreshnessDaemon state FAIL" if daemon_fail else "last materialization age"
+    return failed, f"model last materialized {age / 86400:.1f} days ago (fail window {fail_after / 86400:.0f} days; " \
+                   f"{source})", last
+
+
+def evaluate_triggers(settings: LakehouseSettings, instance: dg.DagsterInstance,
+                      now: datetime | None = None) -> list[Trigger]:
+    """Every retraining condition of the module docstring that holds now, in priority order (maybe none)."""
+    now = now or datetime.now(timezone.utc)
+    if not storage.table_exists(settings.table_path("gold", "flight_features")):
+        return []
+    months = labelled_flights_by_month(settings)
+    if months.is_empty():
+        return []
+    data_through = months.get_column("data_through").max()
+    champion = current_champion(settings)
+    if champion is None:
+        if months.height < 3:
+            return []
+        return [Trigger("no_champion", f"no {CHAMPION} yet; gold holds {months.height} months through {data_through}",
+                        f"data-through-{data_through}")]
+
+    triggers: list[Trigger] = []
+    occurrence = f"champion-v{champion.version}:data-through-{data_through}"
+    new = months.filter(pl.col("month") > champion.test_month)
+    enough = new.filter(pl.col("labelled") >= settings.retrain_min_new_flights)
+    if not enough.is_empty():
+        listing = ", ".join(f"{m}: {n:,}" for m, n in enough.select("month", "labelled").iter_rows())
+        triggers.append(Trigger(
+            "new_labelled_data",
+            f"labelled flights after champion v{champion.version}'s holdout month {champion.test_month}: {listing} "
+            f"(rule: a new month with >= {settings.retrain_min_new_flights:,})", occurrence))
+
+    history = read_drift_history(settings).filter(
+        (pl.col("model_name") == settings.registered_model_name) & (pl.col("champion_version") == champion.version))
+    if not history.is_empty():
+        latest = history.filter(pl.col("evaluated_at") == pl.col("evaluated_at").max())
+        drifted = latest.filter(pl.col("monitored") & (pl.col("psi") > settings.retrain_drift_psi)
+                                & (pl.col("current_month") > champion.test_month)).sort("psi", descending=True)
+        if not drifted.is_empty():
+            listing = ", ".join(f"{c} {p:.2f}" for c, p in drifted.select("column", "psi").head(5).iter_rows())
+            triggers.append(Trigger(
+                "drift",
+                f"PSI > {settings.retrain_drift_psi} in {drifted.get_column('current_month')[0]} vs champion "
+                f"v{champion.version}'s training months on {drifted.height} column(s): {listing}", occurrence))
+
+    stale, detail, last = model_freshness_failed(instance, now)
+    if stale:
+        stamp = datetime.fromtimestamp(last, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        triggers.append(Trigger("freshness", detail, f"champion-v{champion.version}:stale-since-{stamp}"))
+    return triggers
+
+
+def run_request(trigger: Trigger, holding: list[Trigger]) -> dg.RunRequest:
+    """The run request for ``trigger`` (``holding``: every trigger that held, for the tags)."""
+    return dg.RunRequest(
+        run_key=trigger.run_key,
+        asset_selection=RETRAIN_TARGET,
+        tags={
+            RETRAIN_REASON_TAG: trigger.reason,
+            RETRAIN_REASONS_TAG: ",".join(t.reason for t in holding),
+            RETRAIN_DETAIL_TAG: trigger.detail[:1000],
+            RETRAIN_KEY_TAG: trigger.run_key,
+        },
+    )
+
+
+@dg.sensor(
+    name="retraining_sensor",
+    target=RETRAIN_TARGET,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Requests retraining of ml/flight_delay_model (with predictions and drift) on new labelled data, "
+                "drift or a failed freshness policy; the reason is in the run's lakehouse/retrain_reason tag. "
+                "See lakehouse/retraining.py.",
+)
+def retraining_sensor(context: dg.SensorEvaluationContext, settings: LakehouseSettings):
+    seen: list[str] = json.loads(context.cursor) if context.cursor else []
+    busy = context.instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS), limit=1)
+    if busy:
+        return dg.SkipReason(f"run {busy[0].run_id} is in progress; retraining waits for settled tables")
+    triggers = evaluate_triggers(settings, context.instance)
+    if not triggers:
+        return dg.SkipReason("no retraining condition holds")
+    fresh = [t for t in triggers if t.occurrence not in seen]
+    if not fresh:
+        reasons = ", ".join(t.reason for t in triggers)
+        return dg.SkipReason(f"already requested for {triggers[0].occurrence} ({reasons})")
+    trigger = fresh[0]
+    context.log.info(f"retraining: {trigger.reason}: {trigger.detail}")
+    return dg.SensorResult(run_requests=[run_request(trigger, triggers)],
+                           cursor=json.dumps([*seen, trigger.occurrence][-CURSOR_MEMORY:]))
+
+
+retraining_sensors = [retraining_sensor]
