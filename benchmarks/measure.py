@@ -14,25 +14,37 @@ Linux only (reads ``/proc``).
 
 from __future__ import annotations
 
+import bisect
 import functools
+import inspect
 import json
 import os
 import threading
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-STAGES = ("bronze", "silver", "gold", "train", "predict")
+CLK_TCK = os.sysconf("SC_CLK_TCK")  # /proc/stat ticks per second
+STAGES = ("bronze", "silver", "gold", "train", "predict", "monitor")
 
 
 def rss_bytes() -> int:
     """Current resident set size of this process, bytes."""
     with open("/proc/self/statm", "rb") as f:
         return int(f.read().split()[1]) * PAGE_BYTES
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """Machine-wide CPU time from ``/proc/stat`` as ``(busy, total)`` in clock ticks (``SC_CLK_TCK`` per second);
+    busy excludes idle and iowait."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
 
 
 def vm_hwm_bytes() -> int:
@@ -45,28 +57,40 @@ def vm_hwm_bytes() -> int:
 
 
 class RssSampler:
-    """Samples this process's RSS every ``interval_s`` seconds in a daemon thread.
+    """Samples this process's RSS every ``interval_s`` seconds in a daemon thread, together with the machine's
+    busy CPU time and this process's own CPU time, so that each stage can also report how much CPU *other*
+    processes took while it ran (a shared machine distorts wall times, LightGBM's most of all).
 
-    Usage: ``sampler = RssSampler().start()`` ... ``sampler.stop()`` then :meth:`peak_between`.
+    Usage: ``sampler = RssSampler().start()`` ... ``sampler.stop()`` then :meth:`peak_between` and
+    :meth:`other_cpu_between`.
     """
 
     def __init__(self, interval_s: float = 0.01):
         self.interval_s = interval_s
         self.times = array("d")  # epoch seconds
         self.rss = array("q")  # bytes
+        self.busy = array("d")  # machine busy CPU seconds (all CPUs) since boot
+        self.own = array("d")  # this process's user + system CPU seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def _run(self) -> None:
-        fd = os.open("/proc/self/statm", os.O_RDONLY)
+        statm = os.open("/proc/self/statm", os.O_RDONLY)
         try:
             while not self._stop.is_set():
-                pages = int(os.pread(fd, 128, 0).split()[1])
-                self.times.append(time.time())
-                self.rss.append(pages * PAGE_BYTES)
+                self.sample(statm)
                 self._stop.wait(self.interval_s)
+            self.sample(statm)
         finally:
-            os.close(fd)
+            os.close(statm)
+
+    def sample(self, statm_fd: int) -> None:
+        pages = int(os.pread(statm_fd, 128, 0).split()[1])
+        own = os.times()
+        self.times.append(time.time())
+        self.rss.append(pages * PAGE_BYTES)
+        self.busy.append(cpu_ticks()[0] / CLK_TCK)
+        self.own.append(own.user + own.system)
 
     def start(self) -> RssSampler:
         self._thread.start()
@@ -81,6 +105,14 @@ class RssSampler:
         lo, hi = start - self.interval_s, end + self.interval_s
         return max((r for t, r in zip(self.times, self.rss) if lo <= t <= hi), default=0)
 
+    def other_cpu_between(self, start: float, end: float) -> float:
+        """CPU seconds used by other processes between two instants (epoch seconds), >= 0; 0 if unknown."""
+        if not self.times:
+            return 0.0
+        i = max(bisect.bisect_right(self.times, start) - 1, 0)
+        j = min(bisect.bisect_left(self.times, end), len(self.times) - 1)
+        return max(0.0, (self.busy[j] - self.busy[i]) - (self.own[j] - self.own[i]))
+
 
 @dataclass
 class Step:
@@ -91,6 +123,7 @@ class Step:
     start: float  # epoch seconds
     end: float  # epoch seconds
     peak_rss_bytes: int = 0
+    other_cpu_s: float = 0.0  # CPU seconds other processes used meanwhile
 
     @property
     def wall_s(self) -> float:
@@ -117,16 +150,19 @@ class StepClock:
     def finish(self, sampler: RssSampler) -> dict:
         """Fill each step's peak RSS from ``sampler``; return ``{"steps": [...], "stages": {...}}``.
 
-        A stage's ``wall_s`` is the sum of its steps' wall times (seconds) and its ``peak_rss_bytes`` the
-        largest RSS sample taken during any of its steps.
+        A stage's ``wall_s`` is the sum of its steps' wall times (seconds), its ``peak_rss_bytes`` the
+        largest RSS sample taken during any of its steps, its ``other_cpu_s`` the CPU seconds other processes
+        used during its steps.
         """
         for s in self.steps:
             s.peak_rss_bytes = sampler.peak_between(s.start, s.end)
+            s.other_cpu_s = sampler.other_cpu_between(s.start, s.end)
         stages: dict[str, dict] = {}
         for s in self.steps:
-            agg = stages.setdefault(s.stage, {"wall_s": 0.0, "peak_rss_bytes": 0, "steps": 0})
+            agg = stages.setdefault(s.stage, {"wall_s": 0.0, "peak_rss_bytes": 0, "other_cpu_s": 0.0, "steps": 0})
             agg["wall_s"] += s.wall_s
             agg["peak_rss_bytes"] = max(agg["peak_rss_bytes"], s.peak_rss_bytes)
+            agg["other_cpu_s"] += s.other_cpu_s
             agg["steps"] += 1
         steps = [{**asdict(s), "wall_s": s.wall_s} for s in self.steps]
         return {"steps": steps, "stages": stages}
@@ -135,29 +171,57 @@ class StepClock:
 class CallTimers:
     """Accumulates the time spent in chosen functions, by monkeypatching them for this process only.
 
-    ``timers.wrap(module_or_class, "attr", "label")`` replaces the attribute with a timing wrapper; totals are in
-    :attr:`totals` as ``{label: {"seconds": float, "calls": int}}``. Used by the pipeline process to attribute
-    step time to Pandera, MLflow and metadata computations without editing the lakehouse package.
+    ``timers.wrap(module_or_class, "attr", "family: what")`` replaces the attribute with a timing wrapper; totals
+    are in :attr:`totals` as ``{label: {"seconds": float, "calls": int}}``. A call made while another wrapped call
+    of the same *family* (the label's text before ``:``) is running is not counted again, so e.g. MLflow client
+    calls made inside ``log_model`` count once, under ``log_model``. Used by the pipeline process to attribute
+    step time to MLflow, Pandera, plots and metadata without editing the lakehouse package.
     """
 
     def __init__(self) -> None:
         self.totals: dict[str, dict[str, float]] = {}
+        self.missing: list[str] = []  # "<owner>.<attr>" that did not exist (the code under test changed)
+        self._active: dict[str, int] = {}  # family -> nesting depth
 
     def wrap(self, owner: object, attr: str, label: str) -> None:
-        original = getattr(owner, attr)
+        original = getattr(owner, attr, None)
+        if original is None:
+            self.missing.append(f"{getattr(owner, '__name__', owner)}.{attr}")
+            return
         static = isinstance(owner, type) and isinstance(owner.__dict__.get(attr), staticmethod)
         entry = self.totals.setdefault(label, {"seconds": 0.0, "calls": 0})
+        family = label.split(":", 1)[0]
+        active = self._active
 
-        @functools.wraps(original)
         def timed(*args, **kwargs):
+            if active.get(family):
+                return original(*args, **kwargs)
+            active[family] = 1
             t0 = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
                 entry["seconds"] += time.perf_counter() - t0
                 entry["calls"] += 1
+                active[family] = 0
 
+        if not isinstance(original, type):  # a class (called as a factory) keeps its own metadata
+            timed = functools.wraps(original)(timed)
         setattr(owner, attr, staticmethod(timed) if static else timed)
+
+    def wrap_all(self, owner: object, label: str, predicate=None) -> None:
+        """Wrap every public plain function of a module (defined in it) or every public method of a class."""
+        is_class = isinstance(owner, type)
+        names = list(owner.__dict__) if is_class else list(vars(owner))
+        for name in names:
+            obj = owner.__dict__[name] if is_class else getattr(owner, name)
+            func = obj.__func__ if isinstance(obj, staticmethod) else obj
+            if name.startswith("_") or not inspect.isfunction(func):
+                continue
+            if not is_class and func.__module__ != owner.__name__ and predicate is None:
+                continue
+            if predicate is None or predicate(name, func):
+                self.wrap(owner, name, label)
 
 
 @contextmanager
@@ -173,14 +237,3 @@ def timed(into: dict, key: str) -> Iterator[None]:
 def write_json(path: str | os.PathLike, payload: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(payload, indent=2, default=str))
-
-
-def call_with_sampler(fn: Callable[[RssSampler], dict]) -> dict:
-    """Run ``fn(sampler)`` with a started :class:`RssSampler`; add the process's peak RSS to its result."""
-    sampler = RssSampler().start()
-    try:
-        result = fn(sampler)
-    finally:
-        sampler.stop()
-    result["vm_hwm_bytes"] = vm_hwm_bytes()
-    return result

