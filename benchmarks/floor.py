@@ -29,7 +29,8 @@ checks, row counts, schemas and sample tables for asset metadata, MLflow trackin
 champion/challenger decision record, and the plots (PNG) of the model and drift assets.
 
 Note: ``lakehouse.transforms.silver`` imports pandera at module level, so this process imports pandera even
-though it never calls it; the import cost is reported separately by :mod:`benchmarks.run`.
+though it never calls it (and ``lakehouse.transforms.drift`` imports scipy, which the work does use); import times
+are reported separately by :mod:`benchmarks.run`.
 """
 
 from __future__ import annotations
@@ -191,7 +192,8 @@ def load_model(model_dir: Path) -> tuple[lgb.Booster, dict]:
 def monitor(lake: Lake, model_dir: Path) -> float:
     """Drift of the newest month against the model's training rows, as the lakehouse's ``ml/feature_drift``
     computes it (same columns, bins, tests: :func:`lakehouse.transforms.drift.drift_report`); appends the report
-    to ``ml/feature_drift`` and returns the largest PSI of a monitored column."""
+    to ``ml/feature_drift`` and returns the largest PSI of a monitored column. Reads the gold table once when the
+    model was trained on its current version (the lakehouse reads it twice)."""
     booster, meta = load_model(model_dir)
     latest = read_features(lake)
     ym = pl.col("flight_date").dt.strftime("%Y-%m")

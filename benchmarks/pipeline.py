@@ -9,9 +9,9 @@ as in the tests and ``lakehouse run``); ``--executor multiprocess`` runs it with
 multiprocess executor instead (one fresh process per step, at most 2 at a time on this machine: what runs
 launched by the webserver, sensors and schedules use), and ``--executor forkserver`` the same with steps forked
 from a server process that preloaded ``lakehouse.definitions`` (a run-config change, no code change); with
-either, per-step memory and the attribution below are not available. Either way the run uses a persistent SQLite Dagster instance (``DagsterInstance.local_temp``) and an
-SQLite MLflow store, both under ``--work``; the Delta lake is ``<work>/lake`` (paths passed to the lakehouse through
-its ``LAKEHOUSE_*`` environment variables).
+either, per-step memory and the attribution below are not available. Either way the run uses a persistent SQLite
+Dagster instance (``DagsterInstance.local_temp``) and an SQLite MLflow store, both under ``--work``; the Delta lake
+is ``<work>/lake`` (paths passed to the lakehouse through its ``LAKEHOUSE_*`` environment variables).
 
 Measured (seconds / bytes):
 
@@ -183,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             instrument(timers)
     sampler = RssSampler().start()
     with timed(figures, "setup_s"):
-        paths = {"LAKEHOUSE_DATA_DIR": str(work), "LAKEHOUSE_LANDING_DIR": str(Path(args.landing).resolve()), "LAKEHOUSE_LAKE_DIR": str(work / "lake"),
+        paths = {"LAKEHOUSE_DATA_DIR": str(work), "LAKEHOUSE_LANDING_DIR": str(Path(args.landing).resolve()),
+                 "LAKEHOUSE_LAKE_DIR": str(work / "lake"),
                  "LAKEHOUSE_MLFLOW_URI": f"sqlite:///{work / 'mlflow' / 'mlflow.db'}",
                  "LAKEHOUSE_MLFLOW_ARTIFACTS": str(work / "mlflow" / "artifacts")}
         os.environ.update(paths)  # inherited by the step processes

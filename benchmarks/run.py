@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import shutil
@@ -239,6 +240,13 @@ def _ratio(new: float | None, base: float | None) -> str:
     return f"{new / base:6.2f}x" if new is not None and base else f"{'-':>7}"
 
 
+def different_checks(floor: dict, pipe: dict) -> list[str]:
+    """Sanity figures both processes report (row counts, best iteration, ROC-AUC, max PSI) that differ."""
+    def same(a, b) -> bool:
+        return math.isclose(a, b, rel_tol=1e-9) if isinstance(a, float) and isinstance(b, float) else a == b
+    return [k for k in floor if k in pipe and not same(floor[k], pipe[k])]
+
+
 def case_table(case: dict) -> str:
     """Per-stage and per-process figures of one case, floor next to pipeline (see module docstring)."""
     floor, pipe = representative(case["runs"]["floor"]), representative(case["runs"]["pipeline"])
@@ -282,15 +290,53 @@ def case_table(case: dict) -> str:
         for mp in case["runs"].get(f"pipeline_{executor}", []):
             mp_steps = sum(s["wall_s"] for s in mp["stages"].values())
             lines.append(f"{executor} executor ({what}): end to end {mp['process_wall_s']:.1f} s (in-process "
-                         f"{pipe['process_wall_s']:.1f} s), run {mp['run_s']:.1f} s, sum of step walls {mp_steps:.1f} s, "
-                         f"CPU {mp['cpu_s']:.1f} s, largest process {mp['ru_maxrss_bytes'] / GIB:.2f} GiB, "
-                         f"others {mp['other_cpu_s']:.1f} CPU-s")
-    mismatched = [k for k in floor["checks"] if k in pipe["checks"] and floor["checks"][k] != pipe["checks"][k]
-                  and not (isinstance(floor["checks"][k], float) and abs(floor["checks"][k] - pipe["checks"][k]) < 1e-9)]
-    lines.append("same work: " + ("row counts, best iteration and test ROC-AUC identical "
+                         f"{pipe['process_wall_s']:.1f} s), run {mp['run_s']:.1f} s, sum of step walls "
+                         f"{mp_steps:.1f} s, CPU {mp['cpu_s']:.1f} s, largest process "
+                         f"{mp['ru_maxrss_bytes'] / GIB:.2f} GiB, others {mp['other_cpu_s']:.1f} CPU-s")
+    mismatched = different_checks(floor["checks"], pipe["checks"])
+    lines.append("same work: " + ("row counts, quarantine counts, best iteration, ROC-AUC and max PSI identical "
                                   f"(test ROC-AUC {pipe['checks'].get('test_roc_auc', float('nan')):.4f})"
                                   if not mismatched else f"DIFFERENT in {mismatched}"))
     return "\n".join(lines)
+
+
+def markdown_table(case: dict) -> str:
+    """The per-stage part of :func:`case_table` as a Markdown table (for BENCHMARKS.md)."""
+    floor, pipe = representative(case["runs"]["floor"]), representative(case["runs"]["pipeline"])
+
+    def num(v: float | None, digits: int = 2) -> str:
+        return "-" if v is None else f"{v:.{digits}f}"
+
+    def ratio(a: float | None, b: float | None) -> str:
+        return "-" if a is None or not b else f"{a / b:.2f}x"
+
+    out = ["| stage | floor s | pipeline s | ratio | floor peak GiB | pipeline peak GiB | ratio |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for stage in (*STAGES, *sorted((set(floor["stages"]) | set(pipe["stages"])) - set(STAGES))):
+        f, p = floor["stages"].get(stage), pipe["stages"].get(stage)
+        fw, pw = (f or {}).get("wall_s"), (p or {}).get("wall_s")
+        fm = f["peak_rss_bytes"] / GIB if f else None
+        pm = p["peak_rss_bytes"] / GIB if p else None
+        out.append(f"| {stage} | {num(fw)} | {num(pw)} | {ratio(pw, fw)} | {num(fm)} | {num(pm)} | {ratio(pm, fm)} |")
+    fs = sum(s["wall_s"] for s in floor["stages"].values())
+    ps = sum(s["wall_s"] for s in pipe["stages"].values())
+    rest = [r["process_wall_s"] - r["import_s"] - r.get("instrument_s", 0.0) - r["setup_s"] - r["run_s"]
+            for r in (floor, pipe)]
+    out += [f"| **sum of stages** | {num(fs)} | {num(ps)} | {ratio(ps, fs)} | | | |",
+            f"| run outside steps (Dagster run, resource init incl. MLflow) | - | {num(pipe['run_s'] - ps)} | | | | |",
+            f"| setup (Definitions, Dagster instance) | - | {num(pipe['setup_s'])} | | | | |",
+            f"| imports | {num(floor['import_s'])} | {num(pipe['import_s'])} | "
+            f"{ratio(pipe['import_s'], floor['import_s'])} | | | |",
+            f"| rest (interpreter start-up and exit, event-log read) | {num(rest[0])} | {num(rest[1])} | | | | |",
+            f"| **process, end to end** | **{num(floor['process_wall_s'])}** | **{num(pipe['process_wall_s'])}** | "
+            f"**{ratio(pipe['process_wall_s'], floor['process_wall_s'])}** | "
+            f"**{num(floor['ru_maxrss_bytes'] / GIB)}** | **{num(pipe['ru_maxrss_bytes'] / GIB)}** | "
+            f"**{ratio(pipe['ru_maxrss_bytes'], floor['ru_maxrss_bytes'])}** |",
+            f"| process CPU time (user + sys) | {num(floor['cpu_s'])} | {num(pipe['cpu_s'])} | "
+            f"{ratio(pipe['cpu_s'], floor['cpu_s'])} | | | |",
+            f"| CPU-s used by other processes meanwhile | {num(floor['other_cpu_s'], 1)} | "
+            f"{num(pipe['other_cpu_s'], 1)} | | | | |"]
+    return "\n".join(out)
 
 
 def verdicts(cases: list[dict], imports: dict[str, float]) -> list[str]:
@@ -343,9 +389,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also run the pipeline on the slice once with Dagster's multiprocess executor and once "
                              "with it forking steps from a preloaded server")
     parser.add_argument("--report", metavar="JSON", help="only print the tables of an earlier results file")
+    parser.add_argument("--markdown", action="store_true", help="with --report: Markdown tables (BENCHMARKS.md)")
     args = parser.parse_args(argv)
     if args.report:
-        print_report(json.loads(Path(args.report).read_text()))
+        report = json.loads(Path(args.report).read_text())
+        if args.markdown:
+            for case in report["cases"]:
+                print(f"\n{case['label']}\n\n{markdown_table(case)}")
+        else:
+            print_report(report)
         return 0
     scales = [int(s) for s in args.scales.split(",") if s.strip()]
 

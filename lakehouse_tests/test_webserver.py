@@ -300,10 +300,9 @@ def test_materialize_asset_through_webserver_graphql(webserver: Webserver) -> No
             "assetSelection": [{"path": ASSET_PATH}],
             "assetCheckSelection": [{"assetKey": {"path": ASSET_PATH}, "name": c["name"]} for c in checks],
         },
-        # The UI's button sends {} (multiprocess executor: one more process that imports the whole code
-        # location again, 10-15 s on a busy 2-core machine); in_process keeps the same launch path
-        # (webserver -> code server -> run worker subprocess) and runs the step inside the run worker.
-        "runConfigData": {"execution": {"config": {"in_process": {}}}},
+        # Exactly what the UI's Materialize button sends: the code location's default executor (in-process,
+        # see lakehouse/definitions.py) runs the step inside the run worker subprocess.
+        "runConfigData": {},
         "mode": "default",
         "executionMetadata": {"tags": [{"key": "test", "value": "test_webserver"}]},
     }})["launchPipelineExecution"]
