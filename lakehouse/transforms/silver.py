@@ -104,17 +104,19 @@ def cast_types(bronze: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
     A value that is present (not a null token) but does not parse becomes null and is named in
     ``_cast_errors`` as ``cast:<column>=<raw value>``.
     """
-    typed = [cast_expr(c, t) for c, t in spec.columns.items()]
+    # Cast each column once into a temporary column, derive the errors from raw vs typed, then swap them in.
+    tmp = {c: f"__typed_{c}" for c in spec.columns}
+    typed = bronze.with_columns(cast_expr(c, t).alias(tmp[c]) for c, t in spec.columns.items())
     errors = [
-        pl.when(pl.col(c).is_not_null() & ~pl.col(c).str.strip_chars().is_in(NULL_TOKENS) & e.is_null())
+        pl.when(pl.col(c).is_not_null() & ~pl.col(c).str.strip_chars().is_in(NULL_TOKENS) & pl.col(tmp[c]).is_null())
         .then(pl.format("cast:{}={}", pl.lit(c), pl.col(c)))
-        for c, e in zip(spec.columns, typed, strict=True)
+        for c in spec.columns
     ]
-    return bronze.with_columns(
-        pl.concat_str(errors, separator="; ", ignore_nulls=True).alias("_cast_errors")
-    ).with_columns(typed).with_columns(
-        pl.when(pl.col("_cast_errors") == "").then(None).otherwise(pl.col("_cast_errors")).alias("_cast_errors")
-    )
+    errors_col = pl.concat_str(errors, separator="; ", ignore_nulls=True)
+    return typed.with_columns(
+        pl.when(errors_col == "").then(None).otherwise(errors_col).alias("_cast_errors"),
+        *[pl.col(tmp[c]).alias(c) for c in spec.columns],
+    ).drop(list(tmp.values()))
 
 
 def derive_flight_times(frame: pl.DataFrame) -> pl.DataFrame:
