@@ -40,6 +40,8 @@ import time
 _T0 = time.perf_counter()
 
 import argparse  # noqa: E402
+import atexit  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
@@ -201,6 +203,7 @@ def monitor(lake: Lake, model_dir: Path) -> float:
     reference = (latest if same else read_features(lake, meta["gold_version"])).filter(ym.is_in(meta["train_months"]))
     current = latest.filter(ym == latest.select(ym.max()).item())
     del latest
+    reference, current = (drift.sample_rows(f) for f in (reference, current))
     reference, current = (f.with_columns(pl.Series("prediction", training.predict(booster, f, meta["encoding"]),
                                                    dtype=pl.Float64)) for f in (reference, current))
     numeric = [c for c in training.FEATURES if c not in training.CATEGORICAL]
@@ -282,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lake", required=True, help="empty folder for the Delta tables")
     parser.add_argument("--out", required=True, help="JSON file for the measurements")
     args = parser.parse_args(argv)
+    atexit.register(gc.freeze)  # skip the interpreter's last full GC at exit, as the pipeline does (lakehouse.cli)
 
     sampler = RssSampler().start()
     clock = StepClock()

@@ -120,3 +120,23 @@ def test_promotion_rule_allows_a_drop_within_the_margin_only():
     assert "refused" in refused.describe() and "0.7440" in refused.describe()
     # the margin is about sampling noise: ~0.0035 standard error of ROC-AUC on a month of real flights
     assert 0.002 < training.auc_standard_error(0.75, 8_000, 19_000) < 0.005
+
+
+def test_sample_rows_is_bounded_deterministic_and_keeps_row_order():
+    frame = pl.DataFrame({"i": range(10_000), "x": np.random.default_rng(1).normal(size=10_000)})
+    assert drift.sample_rows(frame, max_rows=10_000) is frame  # small enough: untouched
+    a = drift.sample_rows(frame, max_rows=1_000)
+    b = drift.sample_rows(frame, max_rows=1_000)
+    assert a.height == 1_000 and a.equals(b)
+    assert a.get_column("i").is_sorted() and a.get_column("i").n_unique() == 1_000
+    assert not a.equals(drift.sample_rows(frame, max_rows=1_000, seed=7))
+
+
+def test_sampled_psi_stays_far_below_the_moderate_threshold_for_one_distribution():
+    rng = np.random.default_rng(3)
+    frame = pl.DataFrame({"x": rng.gamma(2.0, 10.0, size=400_000)})
+    reference = drift.sample_rows(frame.head(300_000), max_rows=100_000)
+    current = frame.tail(100_000)
+    row = drift.column_drift(reference.get_column("x"), current.get_column("x"), categorical=False)
+    assert reference.height == 100_000
+    assert row["psi"] < drift.PSI_MODERATE / 20

@@ -55,17 +55,19 @@ EVALUATION_SCHEMA = {
 
 
 def drift_samples(settings: LakehouseSettings, champion: RegisteredModel) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """Reference and current samples (see module docstring), each with a ``prediction`` column (the champion's
-    P(is_late), Float64), and the window description (:data:`EVALUATION_SCHEMA` fields)."""
+    """Reference and current samples (see module docstring; at most ``drift.MAX_SAMPLE_ROWS`` rows each, drawn
+    with a fixed seed by :func:`lakehouse.transforms.drift.sample_rows`), each with a ``prediction`` column (the
+    champion's P(is_late), Float64), and the window description (:data:`EVALUATION_SCHEMA` fields, plus the row
+    counts before sampling, ``reference_window_rows`` and ``current_window_rows``). The gold table is read once
+    when the champion was trained on its current version."""
     ref_version = int(champion.params["gold_flight_features_version"])
     train_months = champion.params["train_months"].split(",")
-    reference, _ = read_features(settings, version=ref_version)
-    reference = reference.filter(_YM.is_in(train_months))
     features, cur_version = read_features(settings)
+    reference = features if ref_version == cur_version else read_features(settings, version=ref_version)[0]
+    reference = reference.filter(_YM.is_in(train_months))
     newest = features.select(_YM.max()).item()
     current = features.filter(_YM == newest)
-    reference = reference.with_columns(pl.Series(PREDICTION, champion.predict(reference), dtype=pl.Float64))
-    current = current.with_columns(pl.Series(PREDICTION, champion.predict(current), dtype=pl.Float64))
+    del features
     window = {
         "model_name": champion.name, "champion_version": champion.version,
         "reference_months": ",".join(train_months),
@@ -74,7 +76,11 @@ def drift_samples(settings: LakehouseSettings, champion: RegisteredModel) -> tup
         "reference_features_version": ref_version, "current_month": newest,
         "current_start": current.get_column("flight_date").min(),
         "current_end": current.get_column("flight_date").max(), "current_features_version": cur_version,
+        "reference_window_rows": reference.height, "current_window_rows": current.height,
     }
+    reference, current = (drift.sample_rows(f) for f in (reference, current))
+    reference = reference.with_columns(pl.Series(PREDICTION, champion.predict(reference), dtype=pl.Float64))
+    current = current.with_columns(pl.Series(PREDICTION, champion.predict(current), dtype=pl.Float64))
     return reference, current, window
 
 
@@ -124,8 +130,8 @@ def feature_drift(context: dg.AssetExecutionContext, settings: LakehouseSettings
     reference, current, window = drift_samples(settings, champion)
     report = evaluate_drift(reference, current, champion.params["features"].split(","))
     evaluated_at = datetime.now(timezone.utc)
-    header = pl.DataFrame([{"evaluation_id": context.run_id, "evaluated_at": evaluated_at, **window}],
-                          schema=EVALUATION_SCHEMA)
+    header = pl.DataFrame([{"evaluation_id": context.run_id, "evaluated_at": evaluated_at,
+                            **{k: window[k] for k in EVALUATION_SCHEMA if k in window}}], schema=EVALUATION_SCHEMA)
     rows = header.join(report, how="cross")
     path = settings.table_path("ml", "feature_drift")
     storage.append(path, rows)
@@ -156,8 +162,9 @@ def feature_drift(context: dg.AssetExecutionContext, settings: LakehouseSettings
             **storage.table_metadata(path),
             "champion_version": champion.version,
             "reference": f"{window['reference_months']} (gold v{window['reference_features_version']}, "
-                         f"{reference.height} rows)",
-            "current": f"{window['current_month']} (gold v{window['current_features_version']}, {current.height} rows)",
+                         f"{window['reference_window_rows']} rows, sample of {reference.height})",
+            "current": f"{window['current_month']} (gold v{window['current_features_version']}, "
+                       f"{window['current_window_rows']} rows, sample of {current.height})",
             "max_psi": float(worst["psi"]),
             "max_psi_column": worst["column"],
             "significant_columns": ", ".join(significant) or "none",

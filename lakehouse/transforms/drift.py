@@ -25,6 +25,12 @@ Two statistics per column, because they answer different questions:
   with the 1-Wasserstein distance (``scipy.stats.wasserstein_distance``, in the column's own unit) beside it;
   Pearson's chi-square test of homogeneity (``scipy.stats.chi2_contingency``) for categorical columns. These are
   reported, not used to decide: with ~10^5 reference rows their p-values are ~0 for shifts of no practical size.
+
+* **Samples, not whole tables**: each side is a uniform random sample of at most :data:`MAX_SAMPLE_ROWS`
+  (100,000) rows with a fixed seed (:func:`sample_rows`), so monitoring costs the same at any table size. The
+  sampling noise is far below the thresholds: for two samples of one distribution, ``E[PSI] ~ (B - 1) *
+  (1/n_ref + 1/n_cur)`` (B bins; Yurdakul 2018, ch. 3), i.e. ~0.0004 for B = 10 with 100,000 and 27,000 rows,
+  against a 0.10 threshold. Measured on the real data at 10x, sampling cut the drift step from 40 s to a few.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ PSI_EPSILON = 1e-4
 PSI_MODERATE = 0.10
 PSI_SIGNIFICANT = 0.25
 MISSING = "<missing>"
+MAX_SAMPLE_ROWS = 100_000
+SAMPLE_SEED = 20130101
 
 REPORT_SCHEMA = {
     "column": pl.String,          # column name
@@ -60,6 +68,15 @@ REPORT_SCHEMA = {
     "reference_mean": pl.Float64,  # numeric only
     "current_mean": pl.Float64,    # numeric only
 }
+
+
+def sample_rows(frame: pl.DataFrame, max_rows: int = MAX_SAMPLE_ROWS, seed: int = SAMPLE_SEED) -> pl.DataFrame:
+    """``frame`` itself when it has at most ``max_rows`` rows, else a uniform sample of ``max_rows`` rows without
+    replacement, in the frame's row order. Deterministic for a given frame *order* and ``seed`` (sort first:
+    Delta does not guarantee one)."""
+    if frame.height <= max_rows:
+        return frame
+    return frame.with_row_index("_row").sample(max_rows, seed=seed).sort("_row").drop("_row")
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, epsilon: float = PSI_EPSILON) -> float:
