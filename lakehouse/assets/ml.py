@@ -193,14 +193,20 @@ def reproduce(settings: LakehouseSettings, run_id: str) -> tuple[training.Traine
     model = training.train(split, params=config["params"], seed=config["seed"],
                            num_boost_round=config["num_boost_round"],
                            early_stopping_rounds=config["early_stopping_rounds"])
-    return model, _split_metrics(model, split)
+    return model, _split_metrics(split, _split_scores(model, split))
 
 
-def _split_metrics(model: training.TrainedModel, split: training.Split) -> dict[str, float]:
+def _split_scores(model: training.TrainedModel, split: training.Split) -> dict[str, np.ndarray]:
+    """P(is_late) of ``model`` on the validation and test (holdout) sets, keyed ``valid``/``test``."""
+    return {name: training.predict(model.booster, frame, model.encoding)
+            for name, frame in (("valid", split.valid), ("test", split.test))}
+
+
+def _split_metrics(split: training.Split, scores: dict[str, np.ndarray]) -> dict[str, float]:
+    """:func:`lakehouse.transforms.training.evaluate` on valid and test, keys prefixed ``valid_``/``test_``."""
     out = {}
     for prefix, frame in (("valid", split.valid), ("test", split.test)):
-        m = training.evaluate(frame.get_column(training.LABEL).to_numpy(),
-                              training.predict(model.booster, frame, model.encoding))
+        m = training.evaluate(frame.get_column(training.LABEL).to_numpy(), scores[prefix])
         out.update({f"{prefix}_{k}": v for k, v in m.items()})
     return out
 
@@ -223,12 +229,12 @@ class Comparison:
     decision: training.PromotionDecision
 
 
-def compare_with_champion(client: MlflowClient, name: str, split: training.Split, model: training.TrainedModel,
+def compare_with_champion(client: MlflowClient, name: str, split: training.Split, challenger_scores: np.ndarray,
                           challenger_roc_auc: float, max_drop: float) -> Comparison:
-    """Score the current ``champion`` of ``name`` (if any) on ``split.test``, the challenger's holdout, and
-    apply :func:`lakehouse.transforms.training.decide_promotion`."""
+    """Score the current ``champion`` of ``name`` (if any) on ``split.test``, the challenger's holdout (which
+    ``challenger_scores`` already scored), and apply :func:`lakehouse.transforms.training.decide_promotion`."""
     y = split.test.get_column(training.LABEL).to_numpy()
-    scores = {"challenger": training.predict(model.booster, split.test, model.encoding)}
+    scores = {"challenger": challenger_scores}
     mv = get_alias_version(client, name, CHAMPION)
     champion = load_version(client, name, mv.version) if mv is not None else None
     champion_metrics: dict[str, float] = {}
@@ -344,9 +350,10 @@ def flight_delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResul
     features, features_version = read_features(settings, version=versions["gold/flight_features"])
     split = training.time_split(features)
     model = training.train(split, seed=SEED)
-    metrics = _split_metrics(model, split)
+    scores = _split_scores(model, split)
+    metrics = _split_metrics(split, scores)
     client = MlflowClient()
-    comparison = compare_with_champion(client, name, split, model, metrics["test_roc_auc"],
+    comparison = compare_with_champion(client, name, split, scores["test"], metrics["test_roc_auc"],
                                        settings.promotion_max_roc_auc_drop)
     decision = comparison.decision
 

@@ -35,9 +35,12 @@ NUMERIC = [
 ]
 FEATURES = CATEGORICAL + NUMERIC
 
+# learning_rate 0.1 rather than 0.05: measured on the real data (train Jan-Oct, valid Nov, test Dec), early
+# stopping ends at iteration 67 instead of 119, training takes 3.2 s instead of 5.3 s on 2 cores, and the test
+# ROC-AUC is 0.7564 instead of 0.7555 (within one standard error, ~0.003).
 DEFAULT_PARAMS = {
     "objective": "binary",
-    "learning_rate": 0.05,
+    "learning_rate": 0.1,
     "num_leaves": 63,
     "min_data_in_leaf": 200,
     "feature_fraction": 0.8,
