@@ -4,6 +4,9 @@ Figures are built with matplotlib's object API on a plain :class:`~matplotlib.fi
 through ``pyplot``: no global state, no display needed, safe in Dagster's worker processes. They are small
 (~5x3.6 in at 80 dpi, tens of kB) because Dagster stores metadata in its event log; :func:`markdown_image`
 embeds one as a ``data:`` URI so the asset page shows it inline.
+
+matplotlib is imported on the first figure, not with this module: the code location imports every asset module,
+and runs that draw nothing (bronze, silver, gold) should not pay its ~0.5 s import.
 """
 
 from __future__ import annotations
@@ -11,21 +14,27 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
-import matplotlib
+import numpy as np
+import polars as pl
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import roc_auc_score, roc_curve
 
-matplotlib.use("Agg")  # no display in workers; Figure below does not need pyplot at all
-
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
+if TYPE_CHECKING:
+    import lightgbm as lgb
+    from matplotlib.figure import Figure
 
 DPI = 80
 SIZE = (5.0, 3.6)
 STATUS_COLOURS = {"stable": "#4c9f70", "moderate": "#e0a526", "significant": "#c8463d"}
+
+
+def new_figure(figsize: tuple[float, float] = SIZE) -> Figure:
+    """A :class:`~matplotlib.figure.Figure` on the Agg canvas (no pyplot, no display)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize)
 
 
 def to_png(fig: Figure) -> bytes:
@@ -42,7 +51,7 @@ def markdown_image(png: bytes, alt: str) -> str:
 
 def roc_curves(y: np.ndarray, scores: Mapping[str, np.ndarray], title: str) -> bytes:
     """ROC curves of one or more models on the same labels ``y`` (0/1), AUC in the legend."""
-    fig = Figure(figsize=SIZE)
+    fig = new_figure(SIZE)
     ax = fig.add_subplot()
     for label, p in scores.items():
         fpr, tpr, _ = roc_curve(y, p)
@@ -55,7 +64,7 @@ def roc_curves(y: np.ndarray, scores: Mapping[str, np.ndarray], title: str) -> b
 
 def calibration_curves(y: np.ndarray, scores: Mapping[str, np.ndarray], title: str, bins: int = 10) -> bytes:
     """Reliability diagram (quantile bins): mean predicted probability vs observed late share."""
-    fig = Figure(figsize=SIZE)
+    fig = new_figure(SIZE)
     ax = fig.add_subplot()
     for label, p in scores.items():
         frac, mean = calibration_curve(y, p, n_bins=bins, strategy="quantile")
@@ -71,7 +80,7 @@ def feature_importance(booster: lgb.Booster, top: int = 20) -> bytes:
     gain = booster.feature_importance(importance_type="gain")
     names = np.array(booster.feature_name())
     order = np.argsort(gain)[::-1][:top][::-1]
-    fig = Figure(figsize=(SIZE[0], 0.22 * len(order) + 1))
+    fig = new_figure((SIZE[0], 0.22 * len(order) + 1))
     ax = fig.add_subplot()
     ax.barh(names[order], gain[order] / max(gain.sum(), 1e-12), color="#3b6ea5")
     ax.set(xlabel="share of total gain", title=f"Feature importance (top {len(order)})")
@@ -83,7 +92,7 @@ def psi_bars(report: pl.DataFrame, moderate: float, significant: float, title: s
     """PSI per column (``report`` of :func:`lakehouse.transforms.drift.drift_report`), coloured by status,
     with the threshold lines; columns not monitored are hatched."""
     rows = report.sort("psi", descending=True).head(top).reverse()
-    fig = Figure(figsize=(SIZE[0], 0.22 * rows.height + 1.2))
+    fig = new_figure((SIZE[0], 0.22 * rows.height + 1.2))
     ax = fig.add_subplot()
     psi = np.maximum(rows.get_column("psi").to_numpy(), 1e-4)
     bars = ax.barh(rows.get_column("column").to_list(), psi,
@@ -105,7 +114,7 @@ def psi_history(history: pl.DataFrame, columns: list[str], significant: float, t
     current_month, champion_version``); one x position per evaluation, oldest first."""
     evaluations = history.select("evaluated_at", "current_month", "champion_version").unique().sort("evaluated_at")
     position = {t: i for i, t in enumerate(evaluations.get_column("evaluated_at").to_list())}
-    fig = Figure(figsize=SIZE)
+    fig = new_figure(SIZE)
     ax = fig.add_subplot()
     for c in columns:
         h = history.filter(pl.col("column") == c).sort("evaluated_at")
