@@ -9,7 +9,9 @@ as in the tests and ``lakehouse run``); ``--executor multiprocess`` runs it with
 multiprocess executor instead (one fresh process per step, at most 2 at a time on this machine: what runs
 launched by the webserver, sensors and schedules use), and ``--executor forkserver`` the same with steps forked
 from a server process that preloaded ``lakehouse.definitions`` (a run-config change, no code change); with
-either, per-step memory and the attribution below are not available. Either way the run uses a persistent SQLite
+either, per-step memory and the attribution below are not available. ``--stores-only`` just creates the Dagster
+instance and the MLflow store in ``--work`` (what the first run on a machine does once; the runner times it in a
+process of its own before the measured one). Either way the run uses a persistent SQLite
 Dagster instance (``DagsterInstance.local_temp``) and an SQLite MLflow store, both under ``--work``; the Delta lake
 is ``<work>/lake`` (paths passed to the lakehouse through its ``LAKEHOUSE_*`` environment variables).
 
@@ -48,6 +50,7 @@ from pathlib import Path  # noqa: E402
 from dagster._core.events import DagsterEventType  # noqa: E402
 
 from benchmarks.measure import CallTimers, RssSampler, StepClock, timed, vm_hwm_bytes, write_json  # noqa: E402
+from lakehouse.cli import skip_final_gc  # noqa: E402
 from lakehouse.settings import LakehouseSettings  # noqa: E402
 
 STAGE_BY_STEP = {
@@ -161,6 +164,24 @@ def medallion_job() -> dg.JobDefinition:
     return build_definitions(LakehouseSettings.from_env()).resolve_job_def("medallion")
 
 
+def create_stores(work: Path, out: str) -> int:
+    """Create, in ``work``, the persistent Dagster instance (SQLite run, event-log and schedule storage) and the
+    MLflow SQLite store with the lakehouse's experiment, as the first run on a machine does (both run their
+    schema migrations then); later runs reuse them. Writes ``{"kind": "stores", "stores_s": seconds}``."""
+    from lakehouse.resources import ensure_experiment
+
+    figures: dict = {"kind": "stores", "import_s": IMPORT_S}
+    with timed(figures, "stores_s"):
+        (work / "dagster").mkdir(parents=True, exist_ok=True)
+        instance = dg.DagsterInstance.local_temp(tempdir=str(work / "dagster"))
+        instance.get_runs_count()  # touch the run storage
+        settings = LakehouseSettings.from_env(data_dir=work)  # the paths main() passes to the run
+        ensure_experiment(settings.mlflow_tracking_uri, settings.mlflow_experiment, settings.mlflow_artifact_location)
+        mlflow.MlflowClient().search_registered_models()  # touch the model registry store
+    write_json(out, figures)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.split("\n\n")[0])
     parser.add_argument("--landing", required=True, help="landing zone root (read only)")
@@ -172,8 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "forkserver (multiprocess, steps forked from a server that preloaded "
                              "lakehouse.definitions)")
     parser.add_argument("--no-attribution", action="store_true", help="do not wrap functions to attribute time")
+    parser.add_argument("--stores-only", action="store_true",
+                        help="only create the Dagster instance and the MLflow store (with the experiment) in --work: "
+                             "what the first run on a new machine does once")
     args = parser.parse_args(argv)
+    skip_final_gc()  # as the `lakehouse` command does
     work = Path(args.work).resolve()
+    if args.stores_only:
+        return create_stores(work, args.out)
     multiprocess = args.executor != "in_process"
 
     figures: dict = {"kind": "pipeline", "executor": args.executor, "import_s": IMPORT_S}

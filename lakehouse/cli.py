@@ -12,6 +12,8 @@ in the UI afterwards.
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import os
 import shutil
 import sys
@@ -21,6 +23,18 @@ from pathlib import Path
 
 from lakehouse import landing
 from lakehouse.settings import REPO_ROOT, LakehouseSettings, default_data_dir
+
+
+def skip_final_gc() -> None:
+    """Let the interpreter exit without its last full garbage collection.
+
+    With dagster, mlflow, SQLAlchemy and pydantic loaded, Python spent 1.0-1.8 s at exit in that collection
+    (measured here; gdb shows ``Py_FinalizeEx -> finalize_modules -> _PyGC_CollectNoFail``). ``gc.freeze()``
+    moves every tracked object into the permanent generation, which that collection does not visit. atexit
+    handlers (MLflow, Dagster, SQLAlchemy) still run and module objects are still released by reference
+    counting; only unreachable reference cycles are left for the operating system to reclaim.
+    """
+    atexit.register(gc.freeze)
 
 
 def ensure_dagster_home() -> Path:
@@ -132,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_ui = sub.add_parser("ui", help="start the Dagster UI and daemons (dg dev)")
     p_ui.add_argument("--port", type=int, default=3000)
     args, rest = parser.parse_known_args(argv)
+    skip_final_gc()
     if args.command == "land":
         return landing.main(rest)
     if rest:
