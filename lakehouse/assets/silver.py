@@ -52,12 +52,14 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         silver = settings.table_path("silver", spec.name)
         consumed = storage.consumed_version(silver, app_id)
         new = pl.scan_delta(bronze).filter(pl.col("_batch_seq") > consumed).collect()
+        rows_read = new.height
+        last_seq = int(new.get_column("_batch_seq").max()) if rows_read else None
         batch = conform(new, spec, schema)
-        last_seq = int(new.get_column("_batch_seq").max()) if new.height else None
+        del new  # only the conformed batch is needed from here on (peak memory)
         storage.upsert(quarantine_path(settings, spec), batch.quarantine, QUARANTINE_KEY)
         merge = storage.upsert(silver, batch.valid, [spec.surrogate_key], partition_by=spec.partition_by,
                                app_id=app_id if last_seq is not None else None, version=last_seq)
-        share = batch.quarantine.height / new.height if new.height else 0.0
+        share = batch.quarantine.height / rows_read if rows_read else 0.0
         dupes = (pl.scan_delta(silver).group_by(spec.surrogate_key).len().filter(pl.col("len") > 1)
                  .select(pl.len()).collect().item())
         if batch.quarantine.height:
@@ -65,7 +67,7 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata=storage.table_metadata(
                 silver,
-                bronze_rows_read=new.height,
+                bronze_rows_read=rows_read,
                 rows_inserted=int(merge.get("num_target_rows_inserted", 0)),
                 rows_updated=int(merge.get("num_target_rows_updated", 0)),
                 rows_superseded_in_batch=batch.superseded,
@@ -78,7 +80,7 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
             check_results=[
                 dg.AssetCheckResult(
                     check_name="quarantine_share", passed=share <= settings.max_quarantine_share,
-                    metadata={"rows_read": new.height, "rows_quarantined": batch.quarantine.height,
+                    metadata={"rows_read": rows_read, "rows_quarantined": batch.quarantine.height,
                               "share": share, "limit": settings.max_quarantine_share,
                               "by_check": storage.metadata_table(
                                   batch.quarantine.group_by("failed_checks").len().sort("len", descending=True))},

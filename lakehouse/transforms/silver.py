@@ -205,12 +205,14 @@ def conform(bronze: pl.DataFrame, spec: SourceSpec, schema: type[pa.DataFrameMod
         .sort("_source_file", "_row_number")
     )
     good = typed.filter(~pl.col("_pos").is_in(bad_pos.implode())).drop("_pos", "_cast_errors")
-    ordered = good.sort("_batch_seq", "_ingested_at", "_source_file", "_row_number")
-    deduped = ordered.unique(subset=list(spec.natural_key), keep="last", maintain_order=True)
+    del typed  # intermediate frames are released as soon as possible: peak memory is what limits a batch
     derived = [c for c in good.columns if c not in spec.columns and c not in LINEAGE and not c.startswith("_")]
+    deduped = (good.lazy().sort("_batch_seq", "_ingested_at", "_source_file", "_row_number")
+               .unique(subset=list(spec.natural_key), keep="last", maintain_order=True).collect())
+    superseded = good.height - deduped.height
+    del good
     valid = add_surrogate_key(deduped, spec).select(
         spec.surrogate_key, *spec.columns, *derived, *LINEAGE,
         pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("_updated_at"),
     )
-    return SilverBatch(valid=valid, quarantine=quarantine.cast(QUARANTINE_SCHEMA),
-                       superseded=good.height - deduped.height)
+    return SilverBatch(valid=valid, quarantine=quarantine.cast(QUARANTINE_SCHEMA), superseded=superseded)
