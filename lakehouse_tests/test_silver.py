@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 import polars as pl
 
 from lakehouse.schemas import SCHEMAS
-from lakehouse.sources import SOURCES
-from lakehouse.transforms.silver import conform, namespace, uuid5_series
+from lakehouse.sources import SOURCES, UTC_HOUR, SourceSpec
+from lakehouse.transforms.silver import cast_types, conform, latest_per_key, namespace, uuid5_series
 from lakehouse_tests.conftest import bronze_of
 
 FLIGHTS = SOURCES["flights"]
@@ -21,6 +21,26 @@ def test_uuid5_series_matches_the_standard_library():
     names = pl.Series("k", ["2013|1|1|515|UA|1545|EWR", "", "é|x"])
     ns = namespace(FLIGHTS)
     assert uuid5_series(names, ns).to_list() == [str(uuid.uuid5(ns, n)) for n in names]
+
+
+def test_cast_types_parses_cleans_and_names_every_unparseable_value():
+    spec = SourceSpec(name="t", columns={"n": pl.Int16(), "x": pl.Float64(), "t": UTC_HOUR, "s": pl.String()},
+                      natural_key=("n",), surrogate_key="t_id", monthly=False)
+    raw = pl.DataFrame({
+        "n": ["12", " 12.0 ", "12.5", "NA", "abc", None],
+        "x": ["1.5", "", "nan?", " 2 ", "N/A", "3e2"],
+        "t": ["2013-01-01T05:00:00Z", "2013-01-01 06:00:00", "2013-13-01T00:00:00Z", "null", "x", None],
+        "s": [" a ", "NULL", "b", "", "c", None],
+    })
+    out = cast_types(raw, spec)
+    assert out.get_column("n").to_list() == [12, 12, None, None, None, None]  # "12.0" is a whole number
+    assert out.get_column("x").to_list() == [1.5, None, None, 2.0, None, 300.0]
+    assert out.get_column("t").to_list() == [datetime(2013, 1, 1, 5, tzinfo=timezone.utc),
+                                             datetime(2013, 1, 1, 6, tzinfo=timezone.utc), None, None, None, None]
+    assert out.get_column("s").to_list() == ["a", None, "b", None, "c", None]
+    assert out.schema["n"] == pl.Int16 and out.schema["t"] == UTC_HOUR
+    assert out.get_column("_cast_errors").to_list() == [
+        None, None, "cast:n=12.5; cast:x=nan?; cast:t=2013-13-01T00:00:00Z", None, "cast:n=abc; cast:t=x", None]
 
 
 def test_real_odd_rows_are_valid_not_quarantined(raw_flights):
@@ -79,6 +99,23 @@ def test_latest_version_of_a_natural_key_wins(raw_flights):
     assert out.superseded == 1 and out.valid.height == 3
     winner = out.valid.filter(pl.col("_source_file") == "b.csv")
     assert winner.get_column("arr_delay").to_list() == [999]
+
+
+def test_latest_per_key_keeps_the_last_landed_row_of_each_repeated_key():
+    t0, t1 = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc)
+    frame = pl.DataFrame({
+        "k": ["a", "b", "a", "c", "b", "a"],
+        "v": [1, 2, 3, 4, 5, 6],
+        "_batch_seq": [2, 1, 1, 1, 1, 2],
+        "_ingested_at": [t1, t0, t0, t0, t0, t1],
+        "_source_file": ["y.csv", "x.csv", "x.csv", "x.csv", "x.csv", "y.csv"],
+        "_row_number": [1, 1, 2, 3, 4, 2],
+    })
+    out = latest_per_key(frame, ["k"]).sort("k")
+    # a: batch 2 beats batch 1, then row 2 beats row 1 of the same file; b: row 4 beats row 1; c: alone
+    assert out.select("k", "v").rows() == [("a", 6), ("b", 5), ("c", 4)]
+    unique = frame.filter(pl.col("k") == "c")
+    assert latest_per_key(unique, ["k"]) is unique  # nothing repeated: the frame itself, untouched
 
 
 def test_impossible_wind_speed_is_quarantined_but_missing_gust_is_not():
