@@ -95,6 +95,10 @@ def instrument(timers: CallTimers) -> None:
         timers.wrap(drift, "drift_report", "compute: drift report (PSI, KS)")
     except ImportError:
         pass
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    # every event of the run (steps, checks, materializations, run start/end), inside steps or not
+    timers.wrap(SqliteEventLogStorage, "store_event", "dagster: event log writes (SQLite, whole run)")
     timers.wrap(storage, "table_metadata", "metadata: row count + schema + version scans")
     timers.wrap(storage, "metadata_table", "metadata: sample tables")
     try:
