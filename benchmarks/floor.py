@@ -10,19 +10,21 @@ lakehouse's assets do):
   columns (``to_bronze``) and append all files in one Delta commit.
 * **silver**: per source, cast to the silver dtypes (``cast_types``, ``derive_flight_times``), flag rows that
   break the silver contract with the rules of :mod:`lakehouse.schemas` written as plain polars expressions
-  (:data:`CHECKS`), write them to ``<source>_quarantine``, keep the latest row per natural key, add the UUID v5
+  (:data:`CHECKS`), write them to ``<source>_quarantine``, keep the latest row per natural key
+  (``latest_per_key``), add the UUID v5
   surrogate key (``add_surrogate_key``) and write the table (partitioned like the lakehouse; a MERGE if the table
   already exists, a create on an empty lake, which is what the lakehouse's upsert does too).
 * **gold**: ``flight_features`` and ``route_daily_delays`` from the silver tables, each overwritten.
 * **train**: read the feature view sorted by ``(sched_dep_utc, flight_id)``, split by month, train LightGBM with
   the lakehouse's parameters and early stopping, evaluate on the validation and test months, save the model file.
 * **predict**: load the model file, score the flights after the training window, rewrite the predictions table.
-* **monitor**: drift of the newest month against the model's training rows (PSI and KS / chi-square per feature,
-  label and prediction, ``lakehouse.transforms.drift.drift_report``), appended to ``ml/feature_drift``.
+* **monitor**: drift of the newest month against the model's training rows, on fixed-seed samples of at most
+  100,000 rows each (``sample_rows``; PSI and KS / chi-square per feature, label and prediction,
+  ``lakehouse.transforms.drift.drift_report``), appended to ``ml/feature_drift``.
 
 It reuses the pure polars functions of :mod:`lakehouse.transforms` (bronze ``parse_file``/``to_bronze``/
-``content_hash``; silver ``cast_types``/``derive_flight_times``/``add_surrogate_key``; all of gold; training's
-``time_split``/``train``/``predict``/``evaluate``; drift's ``drift_report``) because they *are* the work. It leaves
+``content_hash``; silver ``cast_types``/``derive_flight_times``/``latest_per_key``/``add_surrogate_key``; all of
+gold; training's ``time_split``/``train``/``predict``/``evaluate``; drift's ``sample_rows``/``drift_report``) because they *are* the work. It leaves
 out what the lakehouse adds on top: the Dagster run and event log, the ingest log and exactly-once bookkeeping
 (Delta ``txn``), Pandera, the quarantine reasons per failed value, the silver key-uniqueness and row-accounting
 checks, row counts, schemas and sample tables for asset metadata, MLflow tracking, the model registry and the
@@ -169,8 +171,7 @@ def silver_source(spec: SourceSpec, lake: Lake, now: datetime) -> dict[str, int]
     write_table(lake.table("silver", f"{spec.name}_quarantine"), quarantine, ["_content_hash", "_row_number"])
     good = typed.filter(~bad).drop("_cast_errors", "_failed")
     del bronze, typed
-    deduped = (good.sort("_batch_seq", "_ingested_at", "_source_file", "_row_number")
-               .unique(subset=list(spec.natural_key), keep="last", maintain_order=True))
+    deduped = ts.latest_per_key(good, spec.natural_key)
     derived = [c for c in good.columns if c not in spec.columns and c not in ts.LINEAGE and not c.startswith("_")]
     valid = ts.add_surrogate_key(deduped, spec).select(
         spec.surrogate_key, *spec.columns, *derived, *ts.LINEAGE,
