@@ -109,9 +109,9 @@ def build_accounting_check(spec: SourceSpec) -> dg.AssetChecksDefinition:
             log=storage.read(settings.table_path("bronze", f"{spec.name}_ingest_log")).filter(
                 pl.col("batch_seq") <= consumed),
             bronze=pl.scan_delta(settings.table_path("bronze", spec.name))
-            .filter(pl.col("_batch_seq") <= consumed).select(*keys, "_source_file", *ROW_ID).collect(),
-            silver=pl.read_delta(silver, columns=[*keys, *ROW_ID]),
-            quarantine=pl.read_delta(quarantine_path(settings, spec), columns=ROW_ID),
+            .filter(pl.col("_batch_seq") <= consumed).select(*keys, "_source_file", *ROW_ID),
+            silver=pl.scan_delta(silver).select(*keys, *ROW_ID),
+            quarantine=pl.scan_delta(quarantine_path(settings, spec)).select(ROW_ID),
             spec=spec,
         )
         bad = report.filter(~pl.col("ok"))
