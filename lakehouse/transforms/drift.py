@@ -31,7 +31,7 @@ Two statistics per column, because they answer different questions:
   sampling noise is far below the thresholds: for two samples of one distribution, ``E[PSI] ~ (B - 1) *
   (1/n_ref + 1/n_cur)`` (B bins; Yurdakul 2018, ch. 3), i.e. ~0.0004 for B = 10 with 100,000 and 27,000 rows,
   against a 0.10 threshold. Measured on the 10x benchmark data (2.8 M training rows), the drift step took
-  40.1 s on all rows and 4.6 s on samples (BENCHMARKS.md).
+  40.1 s on all rows and 4.8 s on samples (BENCHMARKS.md).
 """
 
 from __future__ import annotations
