@@ -16,7 +16,9 @@ Fixed costs are reported separately:
 * import time of the bare stack (polars, deltalake, lightgbm) and of ``lakehouse.definitions`` (dagster, mlflow,
   pandera, every asset), each in fresh interpreters, fastest of 3;
 * the *slice* case: the real data restricted to days 1 of each month (about 11k flights), where the work is
-  negligible, so the pipeline's extra wall time over the floor is its fixed cost;
+  negligible, so the pipeline's extra wall time over the floor does not come from the data; :func:`fixed_cost`
+  splits it (at the slice and at 1x) into the fixed cost proper (imports, setup, MLflow, Dagster's event log),
+  reporting work (plots, Pandera, metadata) and the rest;
 * the one-time creation of the pipeline's stores (Dagster instance and MLflow SQLite store with their schema
   migrations, ~1-2 s): done before each pipeline process in a process of its own, as only the first run on a
   machine does it, and timed separately (``--stores-only`` of :mod:`benchmarks.pipeline`);
