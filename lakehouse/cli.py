@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lakehouse import landing
-from lakehouse.settings import REPO_ROOT, LakehouseSettings, default_data_dir
+from lakehouse.settings import REPO_ROOT, Settings, default_data_dir
+from lakehouse.tables import ALL_TABLES, Lake, Landing
 
 
 def skip_final_gc() -> None:
@@ -46,39 +47,45 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def summary(settings: LakehouseSettings) -> str:
+def summary(settings: Settings) -> str:
     """A short text report of the lake: rows per table, quarantined rows, the champion model's metrics."""
     import polars as pl
-    from deltalake import DeltaTable
 
+    lake = Lake(settings.lake_dir)
     lines = ["", f"Lake: {settings.lake_dir}", f"{'table':<38}{'rows':>10}{'version':>9}"]
-    for layer_dir in sorted(Path(settings.lake_dir).glob("*")):
-        for table in sorted(layer_dir.glob("*")):
-            if DeltaTable.is_deltatable(str(table)):
-                rows = pl.scan_delta(str(table)).select(pl.len()).collect().item()
-                version = DeltaTable(str(table)).version()
-                lines.append(f"{layer_dir.name + '/' + table.name:<38}{rows:>10,}{version:>9}")
+    for table in sorted(ALL_TABLES, key=lambda t: t.path):
+        if lake.exists(table):
+            rows = lake.scan(table).select(pl.len()).collect().item()
+            lines.append(f"{table.path:<38}{rows:>10,}{lake.version(table):>9}")
     try:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-        mv = MlflowClient().get_model_version_by_alias(settings.registered_model_name, "champion")
-        metrics = MlflowClient().get_run(mv.run_id).data.metrics
-        lines += ["", f"Champion model: {settings.registered_model_name} v{mv.version} (MLflow run {mv.run_id})"]
-        lines += [f"  test {k:<9} {metrics[f'test_{k}']:.4f}" for k in
-                  ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "base_rate") if f"test_{k}" in metrics]
-        from lakehouse.assets.ml import decisions
+        from lakehouse.resources import ModelRegistry
 
-        last = decisions(settings).tail(1)
+        name = ModelRegistry.model_fields["model_name"].default
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        mv = MlflowClient().get_model_version_by_alias(name, "champion")
+        metrics = MlflowClient().get_run(str(mv.run_id)).data.metrics
+        lines += ["", f"Champion model: {name} v{mv.version} (MLflow run {mv.run_id})"]
+        lines += [
+            f"  test {k:<9} {metrics[f'test_{k}']:.4f}"
+            for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "base_rate")
+            if f"test_{k}" in metrics
+        ]
+        from lakehouse.ml.registry import decisions
+
+        last = decisions(lake).tail(1)
         if last.height:
             d = last.row(0, named=True)
             champion = "-" if d["champion_score"] is None else f"{d['champion_score']:.4f}"
-            lines.append(f"  last decision: v{d['challenger_version']} {d['outcome']} on holdout "
-                         f"{d['holdout_month']} (challenger ROC-AUC {d['challenger_score']:.4f}, champion {champion})")
+            lines.append(
+                f"  last decision: v{d['challenger_version']} {d['outcome']} on holdout "
+                f"{d['holdout_month']} (challenger ROC-AUC {d['challenger_score']:.4f}, champion {champion})"
+            )
     except Exception as exc:  # no model yet: the summary still shows the tables
         lines += ["", f"No champion model yet ({type(exc).__name__})."]
-    rejected = sorted((Path(settings.landing_dir) / "_rejected").glob("*/*.reason.json"))
+    rejected = sorted(Path(Landing(settings.landing_dir).rejected_dir("*")).parent.glob("*/*.reason.json"))
     lines += ["", f"Rejected files: {len(rejected)}" + (f" (see {rejected[0].parent.parent})" if rejected else "")]
     lines += [
         "",
@@ -90,8 +97,8 @@ def summary(settings: LakehouseSettings) -> str:
     return "\n".join(lines)
 
 
-def _landed_months(settings: LakehouseSettings) -> set[int]:
-    folder = Path(settings.landing_dir) / "flights"
+def _landed_months(settings: Settings) -> set[int]:
+    folder = Path(Landing(settings.landing_dir).source_dir("flights"))
     return {int(p.stem.rsplit("_", 1)[1]) for p in folder.glob("flights_2013_*.csv")} if folder.is_dir() else set()
 
 
@@ -102,13 +109,17 @@ def run(months: Sequence[int]) -> int:
 
     from lakehouse.definitions import defs
 
-    settings = LakehouseSettings.from_env()
+    settings = Settings.from_env()
+    landing_zone = Landing(settings.landing_dir)
     missing = [m for m in months if m not in _landed_months(settings)]
-    static_missing = [s for s in ("planes", "airports", "airlines")
-                      if not (Path(settings.landing_dir) / s / f"{s}.csv").exists()]
+    static_missing = [
+        s for s in ("planes", "airports", "airlines") if not (Path(landing_zone.source_dir(s)) / f"{s}.csv").exists()
+    ]
     if missing or static_missing:
-        print(f"landing months {missing or 'none'} and {static_missing or 'no'} reference files "
-              f"into {settings.landing_dir}")
+        print(
+            f"landing months {missing or 'none'} and {static_missing or 'no'} reference files "
+            f"into {settings.landing_dir}"
+        )
         landing.land(settings.landing_dir, missing, ["flights", "weather"]) if missing else None
         landing.land(settings.landing_dir, [], static_missing) if static_missing else None
     started = time.perf_counter()
@@ -117,8 +128,7 @@ def run(months: Sequence[int]) -> int:
     elapsed = time.perf_counter() - started
     # A challenger refused by the blocking check `challenger_not_worse` fails the model step by design (the
     # champion stays); for this command that is an outcome to report, not an error.
-    refused = any(e.check_name == "challenger_not_worse" and not e.passed
-                  for e in result.get_asset_check_evaluations())
+    refused = any(e.check_name == "challenger_not_worse" and not e.passed for e in result.get_asset_check_evaluations())
     failed_steps = {e.step_key for e in result.get_step_failure_events()}
     ok = result.success or (refused and failed_steps == {"ml__flight_delay_model"})
     status = "succeeded" if result.success else ("succeeded; challenger refused" if ok else "FAILED")
@@ -154,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return run(landing.parse_months(args.months))
     if args.command == "summary":
-        print(summary(LakehouseSettings.from_env()))
+        print(summary(Settings.from_env()))
         return 0
     return ui(args.port)
 

@@ -1,26 +1,37 @@
-"""The Dagster code location: every asset, check, job and resource of the lakehouse.
+"""The Dagster code location: every asset, check, sensor, job and resource of the lakehouse.
 
-Loaded by ``dagster dev -w workspace.yaml``, ``dg dev`` (``[tool.dg]`` in pyproject.toml) and the tests.
+Loaded by ``dg dev`` (``[tool.dg]`` in pyproject.toml), ``dagster-webserver -w workspace.yaml``, the CLI and the
+tests. Definitions are discovered in the layer modules listed in :data:`LAYER_MODULES` (every asset, check and
+sensor they define at module scope), so adding an asset to a layer needs no edit here.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from lakehouse.assets.bronze import bronze_assets
-from lakehouse.automation import automation_sensor
-from lakehouse.sensors import landing_sensor
-from lakehouse.assets.gold import gold_assets
-from lakehouse.assets.ml import ml_assets
-from lakehouse.assets.monitoring import monitoring_assets
-from lakehouse.assets.silver import accounting_checks, silver_assets
+from lakehouse import automation
+from lakehouse.bronze import assets as bronze_assets
+from lakehouse.bronze import sensors as bronze_sensors
+from lakehouse.gold import assets as gold_assets
+from lakehouse.ml import assets as ml_assets
+from lakehouse.ml import monitoring as ml_monitoring
+from lakehouse.ml import sensors as ml_sensors
 from lakehouse.resources import build_resources
-from lakehouse.retraining import retraining_sensors
-from lakehouse.settings import LakehouseSettings
+from lakehouse.settings import Settings
+from lakehouse.silver import assets as silver_assets
+from lakehouse.silver import checks as silver_checks
 
-ALL_ASSETS = [*bronze_assets, *silver_assets, *gold_assets, *ml_assets, *monitoring_assets]
-ALL_CHECKS: list[dg.AssetChecksDefinition] = [*accounting_checks, ]
-ALL_SENSORS: list[dg.SensorDefinition] = [landing_sensor, automation_sensor, *retraining_sensors]
+LAYER_MODULES = [
+    bronze_assets,
+    bronze_sensors,
+    silver_assets,
+    silver_checks,
+    gold_assets,
+    ml_assets,
+    ml_monitoring,
+    ml_sensors,
+    automation,
+]
 
 medallion_job = dg.define_asset_job(
     "medallion",
@@ -29,14 +40,20 @@ medallion_job = dg.define_asset_job(
 )
 
 
-def build_definitions(settings: LakehouseSettings | None = None) -> dg.Definitions:
-    """Definitions wired to ``settings`` (default: :meth:`LakehouseSettings.from_env`)."""
-    settings = settings or LakehouseSettings.from_env()
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """Definitions wired to ``settings`` (default: :meth:`Settings.from_env`)."""
     # In-process executor: Dagster's default multiprocess executor starts a fresh Python per step and re-imports
     # dagster, mlflow and every asset (a 12-day slice took 176 s that way vs 24.5 s in-process, BENCHMARKS.md).
     # Pools are still enforced in-process, so two runs never write one Delta table at once.
-    return dg.Definitions(assets=ALL_ASSETS, asset_checks=ALL_CHECKS, sensors=ALL_SENSORS, jobs=[medallion_job],
-                          resources=build_resources(settings), executor=dg.in_process_executor)
+    layers = dg.load_definitions_from_modules(LAYER_MODULES)
+    return dg.Definitions.merge(
+        layers,
+        dg.Definitions(jobs=[medallion_job], resources=build_resources(settings), executor=dg.in_process_executor),
+    )
 
 
 defs = build_definitions()
+ALL_ASSETS: list[dg.AssetsDefinition] = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+ALL_CHECKS: list[dg.AssetChecksDefinition] = [
+    c for c in defs.asset_checks or [] if isinstance(c, dg.AssetChecksDefinition)
+]

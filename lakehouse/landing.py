@@ -24,8 +24,9 @@ from pathlib import Path
 
 import polars as pl
 
-from lakehouse.settings import LakehouseSettings
+from lakehouse.settings import Settings
 from lakehouse.sources import SOURCES
+from lakehouse.tables import Landing
 
 YEAR = 2013
 
@@ -98,19 +99,19 @@ def land(
     Returns:
         The paths written, in order.
     """
-    root = Path(landing_dir)
+    zone = Landing(str(landing_dir))
     written: list[Path] = []
     for name in sources:
         spec = SOURCES[name]
         raw = read_raw_table(name)
         if not spec.monthly:
-            written.append(write_atomically(raw, root / name / f"{name}.csv"))
+            written.append(write_atomically(raw, Path(zone.source_dir(name)) / f"{name}.csv"))
             continue
         for month in months:
             part = raw.filter(pl.col("month") == str(month))
             if max_day is not None:
                 part = part.filter(pl.col("day").cast(pl.Int32) <= max_day)
-            written.append(write_atomically(part, root / name / monthly_file_name(name, month)))
+            written.append(write_atomically(part, Path(zone.source_dir(name)) / monthly_file_name(name, month)))
     return written
 
 
@@ -121,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-day", type=int, default=None, help="keep only days <= N of each month")
     parser.add_argument("--landing-dir", default=None, help="landing zone (default: settings)")
     args = parser.parse_args(argv)
-    landing_dir = args.landing_dir or LakehouseSettings.from_env().landing_dir
+    landing_dir = args.landing_dir or Settings.from_env().landing_dir
     paths = land(landing_dir, parse_months(args.months), [s for s in args.sources.split(",") if s], args.max_day)
     for p in paths:
         print(f"landed {p}")

@@ -1,14 +1,74 @@
-"""Dagster resources: the storage settings and dagster-mlflow's MLflow tracking resource."""
+"""Dagster resources, each narrow: where the data is, where the models are, when to retrain.
+
+* ``storage`` (:class:`LakehouseStorage`): the landing zone and the lake root, the only locations assets need.
+* ``registry`` (:class:`ModelRegistry`): the MLflow tracking/registry URI, artifact location, experiment and
+  registered model name.
+* ``mlflow``: dagster-mlflow's ``MlFlow`` resource (one MLflow run per Dagster run), configured from the registry.
+* ``retraining_policy`` (:class:`RetrainingPolicy`): the thresholds of the retraining sensor.
+
+Per-asset policies that a user may change for one run live as ``dg.Config`` on the asset instead (silver's
+quarantine limit, the model's hyperparameters and promotion margin), editable in the Launchpad.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import mlflow
 from dagster_mlflow.resources import CONFIG_SCHEMA, MlFlow
+from mlflow.tracking import MlflowClient
+from pydantic import Field
 
-from lakehouse.settings import LakehouseSettings
+from lakehouse.settings import Settings
+from lakehouse.tables import Lake, Landing
+
+
+class LakehouseStorage(dg.ConfigurableResource):
+    """The landing zone and the Delta lake root (see :mod:`lakehouse.tables` for what lives where)."""
+
+    landing_dir: str = Field(description="Landing zone: one sub-folder per source where files land.")
+    lake_dir: str = Field(description="Root of the Delta tables (<layer>/<table>).")
+
+    @property
+    def lake(self) -> Lake:
+        return Lake(self.lake_dir)
+
+    @property
+    def landing(self) -> Landing:
+        return Landing(self.landing_dir)
+
+
+class ModelRegistry(dg.ConfigurableResource):
+    """Where models are tracked and registered (MLflow)."""
+
+    tracking_uri: str = Field(description="MLflow tracking and registry URI (a SQLite database by default).")
+    artifact_location: str = Field(description="Folder for the artifacts of the lakehouse experiment.")
+    experiment: str = Field(default="lakehouse_flights", description="MLflow experiment name.")
+    model_name: str = Field(default="flight_delay_lgbm", description="MLflow registered model name.")
+
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def activate(self) -> None:
+        """Point the fluent ``mlflow.*`` API (model loading, artifacts) at this registry."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+
+
+class RetrainingPolicy(dg.ConfigurableResource):
+    """When the retraining sensor asks for a challenger (rules in :mod:`lakehouse.ml.sensors`)."""
+
+    min_new_flights: int = Field(
+        default=1000,
+        description="Retrain on new data when a calendar month after the champion's holdout month holds at "
+        "least this many labelled flights (a new holdout month large enough to compare models on).",
+    )
+    drift_psi: float = Field(
+        default=0.25,
+        description="Retrain on drift when a monitored column's PSI exceeds this (Siddiqi 2006: > 0.25 is a "
+        "significant population shift).",
+    )
 
 
 def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> str:
@@ -28,7 +88,7 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> s
 
 
 @dg.resource(config_schema={**CONFIG_SCHEMA, "artifact_location": dg.Field(dg.StringSource)})
-def mlflow_tracking(init_context) -> MlFlow:
+def mlflow_tracking(init_context: dg.InitResourceContext) -> MlFlow:
     """dagster-mlflow's ``MlFlow`` resource (one MLflow run per Dagster run, tagged ``dagster_run_id``),
     after making sure the experiment exists with its artifacts under the configured folder."""
     cfg = init_context.resource_config
@@ -36,14 +96,27 @@ def mlflow_tracking(init_context) -> MlFlow:
     return MlFlow(init_context)
 
 
-def build_resources(settings: LakehouseSettings) -> dict:
-    """Resources keyed as the assets expect them: ``settings`` and ``mlflow``."""
+def build_resources(
+    settings: Settings | None = None,
+    *,
+    registry: ModelRegistry | None = None,
+    retraining_policy: RetrainingPolicy | None = None,
+) -> dict[str, Any]:
+    """Resources keyed as the assets expect them, from ``settings`` (default :meth:`Settings.from_env`)."""
+    settings = settings or Settings.from_env()
+    registry = registry or ModelRegistry(
+        tracking_uri=settings.mlflow_tracking_uri, artifact_location=settings.mlflow_artifact_location
+    )
     return {
-        "settings": settings,
-        "mlflow": mlflow_tracking.configured({
-            "experiment_name": settings.mlflow_experiment,
-            "mlflow_tracking_uri": settings.mlflow_tracking_uri,
-            "artifact_location": settings.mlflow_artifact_location,
-            "extra_tags": {"pipeline": "lakehouse"},
-        }),
+        "storage": LakehouseStorage(landing_dir=settings.landing_dir, lake_dir=settings.lake_dir),
+        "registry": registry,
+        "retraining_policy": retraining_policy or RetrainingPolicy(),
+        "mlflow": mlflow_tracking.configured(
+            {
+                "experiment_name": registry.experiment,
+                "mlflow_tracking_uri": registry.tracking_uri,
+                "artifact_location": registry.artifact_location,
+                "extra_tags": {"pipeline": "lakehouse"},
+            }
+        ),
     }

@@ -1,8 +1,10 @@
-"""Delta Lake helpers: the few write patterns the lakehouse uses, and table metadata for Dagster.
+"""Delta Lake primitives on a table *location* (a local path today, a URI later): the few write patterns the
+lakehouse uses. Which table lives where, and with which keys, is :mod:`lakehouse.tables`' business; this module
+never builds a location.
 
 Writes go through ``deltalake`` (delta-rs) directly rather than dagster-deltalake-polars, whose IO manager
 has no MERGE, silently overwrites whole tables for string/naive-datetime partition columns and reads only the
-first partition of a window (see ../shared/STACK_FACTS.md, section 2f).
+first partition of a window (docs/stack-notes.md, "dagster-deltalake-polars").
 
 Exactly-once bookkeeping uses Delta *application transactions* (``txn`` actions): a writer commits its data and
 the id of the last input batch it consumed in **one** atomic commit, so a crash can never record progress without
@@ -14,13 +16,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 
 def table_exists(path: str) -> bool:
     return DeltaTable.is_deltatable(path)
+
+
+def _ensure_parent(location: str) -> None:
+    """Create the parent folder of a local location (object stores have no folders to create)."""
+    if "://" not in location:
+        Path(location).parent.mkdir(parents=True, exist_ok=True)
 
 
 def consumed_version(path: str, app_id: str) -> int:
@@ -46,7 +53,7 @@ def append(
     metadata: dict | None = None,
 ) -> None:
     """Append ``frame`` (creating the table if needed), optionally recording ``(app_id, version)`` atomically."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _ensure_parent(path)
     write_deltalake(
         path,
         frame,
@@ -58,9 +65,14 @@ def append(
 
 def overwrite(path: str, frame: pl.DataFrame, *, partition_by: Sequence[str] | None = None) -> None:
     """Replace the whole table (used by gold tables that are recomputed from silver)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_deltalake(path, frame, mode="overwrite", schema_mode="overwrite",
-                    partition_by=list(partition_by) if partition_by else None)
+    _ensure_parent(path)
+    write_deltalake(
+        path,
+        frame,
+        mode="overwrite",
+        schema_mode="overwrite",
+        partition_by=list(partition_by) if partition_by else None,
+    )
 
 
 def upsert(
@@ -77,7 +89,7 @@ def upsert(
     Creates the table on first use. When the table is partitioned, the predicate also carries literal
     ``IN (...)`` filters on the partition columns of ``frame``: delta-rs then prunes files and the MERGE
     costs what the touched partitions cost, not what the table costs (measured: ~4x faster on an
-    11-month table; ../shared/STACK_FACTS.md, "Delta MERGE and writes").
+    11-month table; docs/stack-notes.md, "Delta MERGE").
 
     Returns:
         delta-rs MERGE metrics (``num_target_rows_inserted``, ``num_target_rows_updated``, ...), or
@@ -96,8 +108,13 @@ def upsert(
     clauses += [f"t.{k} = s.{k}" for k in key]
     return (
         DeltaTable(path)
-        .merge(frame, predicate=" AND ".join(clauses), source_alias="s", target_alias="t",
-               commit_properties=_commit(app_id, version, None))
+        .merge(
+            frame,
+            predicate=" AND ".join(clauses),
+            source_alias="s",
+            target_alias="t",
+            commit_properties=_commit(app_id, version, None),
+        )
         .when_matched_update_all()
         .when_not_matched_insert_all()
         .execute()
@@ -109,32 +126,3 @@ def read(path: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
     if not table_exists(path):
         return pl.DataFrame({c: [] for c in columns or []})
     return pl.read_delta(path, columns=list(columns) if columns else None)
-
-
-def column_schema(schema: pl.Schema | dict) -> dg.TableSchema:
-    """Dagster column schema (shown on the asset page) from a polars schema."""
-    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in dict(schema).items()])
-
-
-def table_metadata(path: str, **extra) -> dict:
-    """Standard materialization metadata for a Delta table: version, row count, path and column schema."""
-    dt = DeltaTable(path)
-    schema = pl.scan_delta(path).collect_schema()
-    rows = pl.scan_delta(path).select(pl.len()).collect().item()  # DeltaTable.count() is only approximate
-    return {
-        "dagster/uri": dg.MetadataValue.path(path),
-        "dagster/row_count": int(rows),
-        "dagster/column_schema": column_schema(schema),
-        "delta_version": dt.version(),
-        **extra,
-    }
-
-
-def metadata_table(frame: pl.DataFrame, limit: int = 50) -> dg.MetadataValue:
-    """A small frame as a Dagster table metadata value (first ``limit`` rows)."""
-    head = frame.head(limit)
-    return dg.MetadataValue.table(
-        records=[dg.TableRecord({k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
-                                 for k, v in row.items()}) for row in head.iter_rows(named=True)],
-        schema=column_schema(head.schema),
-    )

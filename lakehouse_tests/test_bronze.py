@@ -7,11 +7,15 @@ import json
 import polars as pl
 import pytest
 
-from lakehouse.sources import SOURCES
-from lakehouse.transforms.bronze import (
-    RejectedFileError, content_hash, discover_files, parse_file, to_bronze,
+from lakehouse.bronze.parsing import (
+    RejectedFileError,
+    content_hash,
+    discover_files,
+    parse_file,
+    to_bronze,
 )
-from lakehouse_tests.conftest import NOW, bronze_of
+from lakehouse.sources import SOURCES
+from lakehouse_tests.helpers import NOW, bronze_of
 
 AIRLINES_CSV = b"carrier,name\n9E,Endeavor Air Inc.\nAA,American Airlines Inc.\n"
 
@@ -20,16 +24,22 @@ def test_csv_values_stay_raw_text(raw_flights):
     head = raw_flights.head(50)
     payload = head.write_csv().encode()
     parsed = parse_file(payload, "flights_2013_01.csv")
-    assert parsed.schema == pl.Schema({c: pl.String for c in head.columns})
+    assert parsed.schema == pl.Schema(dict.fromkeys(head.columns, pl.String))
     assert parsed.equals(head)
 
 
-@pytest.mark.parametrize("name,payload", [
-    ("a.csv", AIRLINES_CSV),
-    ("a.csv", b"\xef\xbb\xbf" + AIRLINES_CSV),  # UTF-8 with BOM
-    ("a.csv.gz", gzip.compress(AIRLINES_CSV)),
-    ("a.ndjson", b'{"carrier":"9E","name":"Endeavor Air Inc."}\n{"carrier":"AA","name":"American Airlines Inc."}\n'),
-])
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [
+        ("a.csv", AIRLINES_CSV),
+        ("a.csv", b"\xef\xbb\xbf" + AIRLINES_CSV),  # UTF-8 with BOM
+        ("a.csv.gz", gzip.compress(AIRLINES_CSV)),
+        (
+            "a.ndjson",
+            b'{"carrier":"9E","name":"Endeavor Air Inc."}\n{"carrier":"AA","name":"American Airlines Inc."}\n',
+        ),
+    ],
+)
 def test_formats_parse_to_the_same_rows(name, payload):
     frame = parse_file(payload, name)
     assert frame.select("carrier", "name").rows() == [("9E", "Endeavor Air Inc."), ("AA", "American Airlines Inc.")]
@@ -67,8 +77,15 @@ def test_extra_columns_are_rescued_and_order_does_not_matter():
 
 def test_row_numbers_and_hash_identify_each_landed_row():
     raw = parse_file(AIRLINES_CSV, "a.csv")
-    out = to_bronze(raw, SOURCES["airlines"], source_file="a.csv", file_hash=content_hash(AIRLINES_CSV),
-                    batch_id="b", batch_seq=1, ingested_at=NOW)
+    out = to_bronze(
+        raw,
+        SOURCES["airlines"],
+        source_file="a.csv",
+        file_hash=content_hash(AIRLINES_CSV),
+        batch_id="b",
+        batch_seq=1,
+        ingested_at=NOW,
+    )
     assert out.get_column("_row_number").to_list() == [1, 2]
     assert out.get_column("_content_hash").unique().to_list() == [content_hash(AIRLINES_CSV)]
     assert content_hash(AIRLINES_CSV) != content_hash(AIRLINES_CSV + b"\n")

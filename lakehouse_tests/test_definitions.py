@@ -1,28 +1,75 @@
-"""The code location loads, with every layer's assets, groups and resources."""
+"""The code location: it loads, and its shape (assets, deps, checks, automation, pools, sensors) is the checked-in
+snapshot. A deliberate change to the graph updates the snapshot in the same commit:
+
+    LAKEHOUSE_UPDATE_SNAPSHOT=1 uv run pytest lakehouse_tests/test_definitions.py
+"""
+
+import json
+import os
+from pathlib import Path
 
 import dagster as dg
 
 from lakehouse.definitions import build_definitions, defs
+from lakehouse.settings import Settings
+
+SNAPSHOT = Path(__file__).with_name("snapshots") / "definitions.json"
 
 
-def test_definitions_load_and_hold_the_whole_graph():
+def shape(definitions: dg.Definitions) -> dict:
+    """What a reviewer should see change: per asset its deps, group, pool, automation condition, freshness and
+    checks (with ``blocking``); per sensor its default status; per job its asset selection."""
+    graph = definitions.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        condition = node.automation_condition
+        assets[key.to_user_string()] = {
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "group": node.group_name,
+            "pools": sorted(node.pools or []),
+            "automation_condition": condition.get_label() if condition else None,
+            "freshness_policy": type(node.freshness_policy).__name__ if node.freshness_policy else None,
+            "checks": {
+                check.name: {"blocking": graph.get_check_spec(check).blocking}
+                for check in sorted(node.check_keys, key=lambda c: c.name)
+            },
+        }
+    sensors = {
+        s.name: {"default_status": s.default_status.value, "minimum_interval_seconds": s.minimum_interval_seconds}
+        for s in sorted(definitions.sensors or [], key=lambda s: s.name)
+    }
+    medallion = definitions.resolve_job_def("medallion")
+    jobs = {"medallion": sorted(k.to_user_string() for k in medallion.asset_layer.executable_asset_keys)}
+    return {"assets": assets, "sensors": sensors, "jobs": jobs}
+
+
+def test_definitions_load_and_match_the_snapshot():
     dg.Definitions.validate_loadable(defs)
-    graph = defs.resolve_asset_graph()
-    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    for source in ("flights", "weather", "planes", "airports", "airlines"):
-        assert {f"bronze/{source}", f"silver/{source}"} <= keys
-    assert {"gold/flight_features", "gold/route_daily_delays", "ml/flight_delay_model",
-            "gold/flight_delay_predictions"} <= keys
-    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    current = shape(defs)
+    if os.environ.get("LAKEHOUSE_UPDATE_SNAPSHOT"):
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert current == json.loads(SNAPSHOT.read_text())
+
+
+def test_every_layer_is_a_group_and_the_medallion_job_runs_the_whole_graph():
+    current = shape(defs)
+    groups = {a["group"] for a in current["assets"].values()}
     assert groups == {"bronze", "silver", "gold", "ml"}
-    assert defs.resolve_job_def("medallion") is not None
+    assert current["jobs"]["medallion"] == sorted(current["assets"])
+    for source in ("flights", "weather", "planes", "airports", "airlines"):
+        assert current["assets"][f"silver/{source}"]["checks"]["row_accounting"] == {"blocking": True}
+        assert current["assets"][f"silver/{source}"]["deps"] == [f"bronze/{source}"]
 
 
 def test_settings_come_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LAKEHOUSE_LAKE_DIR", str(tmp_path / "lake"))
     monkeypatch.setenv("LAKEHOUSE_MLFLOW_URI", "sqlite:///" + str(tmp_path / "m.db"))
-    from lakehouse.settings import LakehouseSettings
-
-    s = LakehouseSettings.from_env()
-    assert s.lake_dir == str(tmp_path / "lake") and s.mlflow_tracking_uri.endswith("m.db")
-    assert build_definitions(s).resources["settings"].lake_dir == str(tmp_path / "lake")
+    s = Settings.from_env()
+    assert s.lake_dir == str(tmp_path / "lake") and s.mlflow_tracking_uri == "sqlite:///" + str(tmp_path / "m.db")
+    resources = build_definitions(s).resources
+    assert resources["storage"].lake_dir == str(tmp_path / "lake")
+    assert resources["registry"].tracking_uri == s.mlflow_tracking_uri
+    # an explicit data folder wins over the environment
+    assert Settings.from_env(tmp_path / "d").lake_dir == str(tmp_path / "d" / "lake")

@@ -5,14 +5,14 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from lakehouse import plots
-from lakehouse.transforms import drift, training
+from lakehouse.ml import drift, plots, training
 
 
 def test_psi_matches_the_formula_by_hand():
     # (0.9 - 0.5) ln(0.9 / 0.5) + (0.1 - 0.5) ln(0.1 / 0.5)
     assert drift.psi(np.array([0.5, 0.5]), np.array([0.9, 0.1])) == pytest.approx(
-        0.4 * np.log(1.8) + (-0.4) * np.log(0.2))
+        0.4 * np.log(1.8) + (-0.4) * np.log(0.2)
+    )
     assert drift.psi(np.array([0.2, 0.3, 0.5]), np.array([0.2, 0.3, 0.5])) == 0.0
 
 
@@ -22,8 +22,17 @@ def test_empty_bins_are_floored_so_psi_stays_finite():
     assert value == pytest.approx((0.5 - 1.0) * np.log(0.5) + (0.5 - 1e-4) * np.log(0.5 / 1e-4))
 
 
-@pytest.mark.parametrize(("value", "status"), [(0.0, "stable"), (0.0999, "stable"), (0.10, "moderate"),
-                                               (0.25, "moderate"), (0.2501, "significant"), (3.0, "significant")])
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        (0.0, "stable"),
+        (0.0999, "stable"),
+        (0.10, "moderate"),
+        (0.25, "moderate"),
+        (0.2501, "significant"),
+        (3.0, "significant"),
+    ],
+)
 def test_thresholds_follow_siddiqi(value, status):
     assert drift.psi_status(value) == status
 
@@ -32,7 +41,7 @@ def test_numeric_bins_are_reference_deciles_with_open_ends_and_a_missing_bin():
     reference = pl.Series("x", np.arange(1000, dtype=float))
     current = pl.Series("x", [-50.0, 5000.0, None, 500.0])
     ref_counts, cur_counts = drift.numeric_bin_counts(reference, current)
-    assert ref_counts.tolist() == [100] * 10 + [0]          # 10 equal-share bins, nothing missing
+    assert ref_counts.tolist() == [100] * 10 + [0]  # 10 equal-share bins, nothing missing
     assert cur_counts.tolist() == [1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 1]  # below, middle, above the range; missing
 
 
@@ -40,7 +49,7 @@ def test_a_column_with_few_values_is_binned_by_value():
     reference = pl.Series("weekday", [1, 2, 3, 4, 5, 6, 7] * 10)
     current = pl.Series("weekday", [1, 1, 8])
     ref_counts, cur_counts = drift.numeric_bin_counts(reference, current)
-    assert ref_counts.tolist() == [10] * 7 + [0, 0]          # values 1..7, the unseen 8, missing
+    assert ref_counts.tolist() == [10] * 7 + [0, 0]  # values 1..7, the unseen 8, missing
     assert cur_counts.tolist() == [2, 0, 0, 0, 0, 0, 0, 1, 0]
 
 
@@ -81,12 +90,32 @@ def test_categorical_psi_counts_new_categories_and_uses_chi_square():
 def test_drift_report_covers_every_column_sorted_by_psi_with_exemptions():
     rng = np.random.default_rng(1)
     n = 5000
-    ref = pl.DataFrame({"month": [1] * n, "temp": rng.normal(0, 1, n), "carrier": ["UA", "AA"] * (n // 2),
-                        "is_late": rng.integers(0, 2, n), "prediction": rng.uniform(0, 1, n)})
-    cur = pl.DataFrame({"month": [7] * n, "temp": rng.normal(3, 1, n), "carrier": ["UA", "AA"] * (n // 2),
-                        "is_late": rng.integers(0, 2, n), "prediction": rng.uniform(0, 1, n)})
-    report = drift.drift_report(ref, cur, numeric=["month", "temp", "prediction"], categorical=["carrier", "is_late"],
-                                kinds={"is_late": "label", "prediction": "prediction"}, exempt=["month"])
+    ref = pl.DataFrame(
+        {
+            "month": [1] * n,
+            "temp": rng.normal(0, 1, n),
+            "carrier": ["UA", "AA"] * (n // 2),
+            "is_late": rng.integers(0, 2, n),
+            "prediction": rng.uniform(0, 1, n),
+        }
+    )
+    cur = pl.DataFrame(
+        {
+            "month": [7] * n,
+            "temp": rng.normal(3, 1, n),
+            "carrier": ["UA", "AA"] * (n // 2),
+            "is_late": rng.integers(0, 2, n),
+            "prediction": rng.uniform(0, 1, n),
+        }
+    )
+    report = drift.drift_report(
+        ref,
+        cur,
+        numeric=["month", "temp", "prediction"],
+        categorical=["carrier", "is_late"],
+        kinds={"is_late": "label", "prediction": "prediction"},
+        exempt=["month"],
+    )
     assert report.schema == pl.Schema(drift.REPORT_SCHEMA)
     assert set(report.get_column("column")) == {"month", "temp", "carrier", "is_late", "prediction"}
     assert report.get_column("psi").is_sorted(descending=True)
@@ -101,18 +130,24 @@ def test_plots_are_png_and_embed_as_markdown():
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 400)
     p = np.clip(y * 0.3 + rng.uniform(0, 0.7, 400), 0, 1)
-    report = drift.drift_report(pl.DataFrame({"a": rng.normal(0, 1, 300)}), pl.DataFrame({"a": rng.normal(1, 1, 300)}),
-                                numeric=["a"], categorical=[])
-    for png in (plots.roc_curves(y, {"challenger": p, "champion": 1 - p}, "ROC"),
-                plots.calibration_curves(y, {"challenger": p}, "calibration"),
-                plots.psi_bars(report, drift.PSI_MODERATE, drift.PSI_SIGNIFICANT, "PSI")):
+    report = drift.drift_report(
+        pl.DataFrame({"a": rng.normal(0, 1, 300)}),
+        pl.DataFrame({"a": rng.normal(1, 1, 300)}),
+        numeric=["a"],
+        categorical=[],
+    )
+    for png in (
+        plots.roc_curves(y, {"challenger": p, "champion": 1 - p}, "ROC"),
+        plots.calibration_curves(y, {"challenger": p}, "calibration"),
+        plots.psi_bars(report, drift.PSI_MODERATE, drift.PSI_SIGNIFICANT, "PSI"),
+    ):
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and 2_000 < len(png) < 200_000
     assert plots.markdown_image(b"\x89PNG", "x").startswith("![x](data:image/png;base64,iVBORw")
 
 
 def test_promotion_rule_allows_a_drop_within_the_margin_only():
     assert training.decide_promotion(0.70, None).outcome == "first_champion"
-    assert training.decide_promotion(0.746, 0.750, max_drop=0.005).promote          # within noise
+    assert training.decide_promotion(0.746, 0.750, max_drop=0.005).promote  # within noise
     assert training.decide_promotion(0.760, 0.750).outcome == "promoted"
     refused = training.decide_promotion(0.744, 0.750, max_drop=0.005)
     assert not refused.promote and refused.outcome == "refused"

@@ -1,20 +1,19 @@
 """Gold transforms: labels and point-in-time correctness (no feature sees the flight's own day outcome)."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
 
-from lakehouse.schemas import SCHEMAS
-from lakehouse.sources import SOURCES
+from lakehouse.gold import features as gold
 from lakehouse.landing import read_raw_table
-from lakehouse.transforms import gold
-from lakehouse.transforms.silver import conform
-from lakehouse_tests.conftest import bronze_of
+from lakehouse.silver.conform import conform
+from lakehouse.sources import SOURCES
+from lakehouse_tests.helpers import bronze_of
 
 
 def silver(name: str, raw: pl.DataFrame) -> pl.DataFrame:
-    return conform(bronze_of(name, raw), SOURCES[name], SCHEMAS[name]).valid
+    return conform(bronze_of(name, raw), SOURCES[name]).valid
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +60,20 @@ def test_rolling_rates_use_strictly_earlier_days():
 
 
 def test_recent_departures_count_only_departures_strictly_before_schedule():
-    t = datetime(2013, 1, 1, 12, tzinfo=timezone.utc)
-    flights = pl.DataFrame({
-        "flight_id": ["a", "b", "c", "d"],
-        "origin": ["EWR"] * 4,
-        "sched_dep_utc": [t - timedelta(minutes=90), t - timedelta(minutes=30), t, t + timedelta(minutes=10)],
-        "dep_delay": [10, 40, 0, None],  # a departs 10:40, b departs 12:10 (after c's schedule, exactly at d's), c 12:00, d cancelled
-    })
+    t = datetime(2013, 1, 1, 12, tzinfo=UTC)
+    flights = pl.DataFrame(
+        {
+            "flight_id": ["a", "b", "c", "d"],
+            "origin": ["EWR"] * 4,
+            "sched_dep_utc": [t - timedelta(minutes=90), t - timedelta(minutes=30), t, t + timedelta(minutes=10)],
+            "dep_delay": [
+                10,
+                40,
+                0,
+                None,
+            ],  # a departs 10:40, b departs 12:10 (after c's schedule, exactly at d's), c 12:00, d cancelled
+        }
+    )
     out = gold.recent_departures(flights, "origin", "origin").sort("flight_id")
     counts = dict(zip(out["flight_id"], out["origin_departed_2h"], strict=True))
     assert counts == {"a": 0, "b": 1, "c": 1, "d": 2}

@@ -1,7 +1,6 @@
 """Messy landing zones converge: every row accounted for, nothing counted twice, crashes survived."""
 
 import gzip
-import io
 import json
 import os
 import signal
@@ -15,35 +14,38 @@ import polars as pl
 import pytest
 
 from lakehouse import storage
-from lakehouse.definitions import ALL_ASSETS, ALL_CHECKS
 from lakehouse.landing import land
-from lakehouse.settings import LakehouseSettings
-from lakehouse_tests.conftest import materialize_all
+from lakehouse.settings import Settings
+from lakehouse_tests.helpers import landing_folder, location, materialize_all, rejected_folder
 
 pytestmark = pytest.mark.slow
 
 FLIGHTS_LAYERS = [dg.AssetKey(["bronze", "flights"]), dg.AssetKey(["silver", "flights"])]
 
 
-def run_flights(settings: LakehouseSettings, instance: dg.DagsterInstance, **kw) -> dg.ExecuteInProcessResult:
+def run_flights(settings: Settings, instance: dg.DagsterInstance, **kw) -> dg.ExecuteInProcessResult:
     return materialize_all(settings, instance, selection=FLIGHTS_LAYERS, **kw)
 
 
 def checks_of(result, asset: str) -> dict[str, dict]:
-    return {e.check_name: {"passed": e.passed, **{k: v.value for k, v in e.metadata.items()}}
-            for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == asset}
+    return {
+        e.check_name: {"passed": e.passed, **{k: v.value for k, v in e.metadata.items()}}
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key.to_user_string() == asset
+    }
 
 
 def test_a_mixed_folder_converges(tmp_path, raw_flights):
-    settings = LakehouseSettings.from_env(tmp_path)
-    folder = settings.landing_path("flights")
+    settings = Settings.from_env(tmp_path)
+    folder = landing_folder(settings, "flights")
     folder.mkdir(parents=True)
     jan = raw_flights.filter(pl.col("month") == "1")
     good = {  # file name -> rows that must all reach silver
         "plain.csv": jan.slice(0, 100),
         "with_bom.csv": jan.slice(100, 100),
-        "reordered_extra.csv": jan.slice(200, 100).with_columns(pl.lit("x").alias("note")).select(
-            ["note", *reversed(jan.columns)]),
+        "reordered_extra.csv": jan.slice(200, 100)
+        .with_columns(pl.lit("x").alias("note"))
+        .select(["note", *reversed(jan.columns)]),
         "compressed.csv.gz": jan.slice(300, 100),
         "columnar.parquet": jan.slice(400, 100),
         "lines.ndjson": jan.slice(500, 100),
@@ -58,7 +60,8 @@ def test_a_mixed_folder_converges(tmp_path, raw_flights):
     (folder / "plain_copy.csv").write_bytes((folder / "plain.csv").read_bytes())
     # Bad values quarantine their rows, not the file.
     typed_bad = jan.slice(600, 10).with_columns(
-        pl.when(pl.int_range(pl.len()) < 3).then(pl.lit("soon")).otherwise(pl.col("dep_delay")).alias("dep_delay"))
+        pl.when(pl.int_range(pl.len()) < 3).then(pl.lit("soon")).otherwise(pl.col("dep_delay")).alias("dep_delay")
+    )
     typed_bad.write_csv(folder / "typed_bad.csv")
     # Files rejected whole: truncated, corrupt gzip, Latin-1, a required column missing.
     full = jan.slice(700, 50).write_csv().encode()
@@ -71,9 +74,9 @@ def test_a_mixed_folder_converges(tmp_path, raw_flights):
 
     with dg.instance_for_test() as instance:
         result = run_flights(settings, instance, raise_on_error=False)
-        silver = pl.read_delta(settings.table_path("silver", "flights"))
-        quarantine = pl.read_delta(settings.table_path("silver", "flights_quarantine"))
-        log = pl.read_delta(settings.table_path("bronze", "flights_ingest_log"))
+        silver = pl.read_delta(location(settings, "silver/flights"))
+        quarantine = pl.read_delta(location(settings, "silver/flights_quarantine"))
+        log = pl.read_delta(location(settings, "bronze/flights_ingest_log"))
         status = dict(log.select("file_name", "status").iter_rows())
 
         for name, rows in good.items():
@@ -84,7 +87,7 @@ def test_a_mixed_folder_converges(tmp_path, raw_flights):
         assert quarantine.get_column("_row_number").sort().to_list() == [1, 2, 3]
         assert all("dep_delay is not a valid value: soon" in r for r in quarantine["reason"])
         assert {n for n, s in status.items() if s == "rejected"} == rejected_names
-        rejected_dir = Path(settings.landing_dir) / "_rejected" / "flights"
+        rejected_dir = rejected_folder(settings, "flights")
         for name in rejected_names:
             assert (rejected_dir / name).read_bytes() == (folder / name).read_bytes()  # kept intact
             assert (folder / name).exists()  # and never removed from the landing zone
@@ -96,14 +99,14 @@ def test_a_mixed_folder_converges(tmp_path, raw_flights):
         assert not checks_of(result, "bronze/flights")["no_rejected_files"]["passed"]
 
         # Landing the same folder again changes nothing.
-        silver_version = storage.consumed_version(settings.table_path("silver", "flights"), "silver.flights")
+        silver_version = storage.consumed_version(location(settings, "silver/flights"), "silver.flights")
         run_flights(settings, instance, raise_on_error=False)
-        assert pl.read_delta(settings.table_path("bronze", "flights_ingest_log")).height == log.height
-        assert storage.consumed_version(settings.table_path("silver", "flights"), "silver.flights") == silver_version
+        assert pl.read_delta(location(settings, "bronze/flights_ingest_log")).height == log.height
+        assert storage.consumed_version(location(settings, "silver/flights"), "silver.flights") == silver_version
 
 
 def test_a_crash_between_bronze_commit_and_ingest_log_does_not_double_count(tmp_path, monkeypatch):
-    settings = LakehouseSettings.from_env(tmp_path)
+    settings = Settings.from_env(tmp_path)
     land(settings.landing_dir, months=[1, 2], sources=["flights"], max_day=2)
     original_append = storage.append
 
@@ -117,12 +120,14 @@ def test_a_crash_between_bronze_commit_and_ingest_log_does_not_double_count(tmp_
         with pytest.raises(BaseException, match="simulated crash"):
             run_flights(settings, instance)
         monkeypatch.setattr(storage, "append", original_append)
-        assert not storage.table_exists(settings.table_path("bronze", "flights_ingest_log"))
+        assert not storage.table_exists(location(settings, "bronze/flights_ingest_log"))
         result = run_flights(settings, instance)
-        bronze = pl.read_delta(settings.table_path("bronze", "flights"))
-        landed = sum(pl.read_csv(p, infer_schema=False).height for p in settings.landing_path("flights").glob("*.csv"))
+        bronze = pl.read_delta(location(settings, "bronze/flights"))
+        landed = sum(
+            pl.read_csv(p, infer_schema=False).height for p in landing_folder(settings, "flights").glob("*.csv")
+        )
         assert bronze.height == landed
-        log = pl.read_delta(settings.table_path("bronze", "flights_ingest_log"))
+        log = pl.read_delta(location(settings, "bronze/flights_ingest_log"))
         assert log.height == 2 and set(log["reason"]) == {"recovered from bronze after an interrupted run"}
         assert checks_of(result, "silver/flights")["row_accounting"]["passed"]
 
@@ -131,34 +136,38 @@ KILLABLE_RUN = """
 import sys, dagster as dg
 from lakehouse.definitions import ALL_ASSETS, ALL_CHECKS
 from lakehouse.resources import build_resources
-from lakehouse.settings import LakehouseSettings
-settings = LakehouseSettings.from_env(sys.argv[1])
+from lakehouse.settings import Settings
+settings = Settings.from_env(sys.argv[1])
 keys = [dg.AssetKey(["bronze", "flights"]), dg.AssetKey(["silver", "flights"])]
 dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=keys, resources=build_resources(settings),
                instance=dg.DagsterInstance.ephemeral())
 """
 
 
-def final_state(settings: LakehouseSettings) -> tuple:
-    silver = pl.read_delta(settings.table_path("silver", "flights"))
-    bronze = pl.read_delta(settings.table_path("bronze", "flights"))
+def final_state(settings: Settings) -> tuple:
+    silver = pl.read_delta(location(settings, "silver/flights"))
+    bronze = pl.read_delta(location(settings, "bronze/flights"))
     return bronze.height, silver.height, silver.get_column("flight_id").sort().to_list()
 
 
 @pytest.mark.parametrize("kill_when", ["bronze_written", "silver_written"])
 def test_kill_9_mid_run_converges_to_the_uninterrupted_state(tmp_path, kill_when):
-    reference = LakehouseSettings.from_env(tmp_path / "reference")
-    crashed = LakehouseSettings.from_env(tmp_path / "crashed")
+    reference = Settings.from_env(tmp_path / "reference")
+    crashed = Settings.from_env(tmp_path / "crashed")
     for s in (reference, crashed):
         land(s.landing_dir, months=[1, 2, 3], sources=["flights"])
     with dg.instance_for_test() as instance:
         run_flights(reference, instance)
     expected = final_state(reference)
 
-    watch = Path(crashed.table_path("bronze" if kill_when == "bronze_written" else "silver", "flights"))
+    watch = Path(location(crashed, "bronze/flights" if kill_when == "bronze_written" else "silver/flights"))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-c", KILLABLE_RUN, str(crashed.landing_dir).rsplit("/", 1)[0]],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE_RUN, str(crashed.landing_dir).rsplit("/", 1)[0]],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if watch.exists() and any(watch.glob("**/*.parquet")):  # data files are being written
@@ -170,7 +179,7 @@ def test_kill_9_mid_run_converges_to_the_uninterrupted_state(tmp_path, kill_when
     assert killed, "the run finished before it could be killed"
 
     for layer in ("bronze", "silver"):  # every table is readable right after the crash
-        path = crashed.table_path(layer, "flights")
+        path = location(crashed, f"{layer}/flights")
         if storage.table_exists(path):
             pl.read_delta(path)
     with dg.instance_for_test() as instance:

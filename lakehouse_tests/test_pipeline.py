@@ -1,6 +1,8 @@
 """The whole asset graph on a small real slice, in a temporary lake, MLflow store and Dagster instance."""
 
 import shutil
+from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import mlflow
@@ -11,20 +13,40 @@ from mlflow.tracking import MlflowClient
 
 from lakehouse.definitions import ALL_ASSETS, build_definitions
 from lakehouse.landing import land
-from lakehouse.settings import LakehouseSettings
-from lakehouse_tests.conftest import materialize_all
+from lakehouse.resources import ModelRegistry
+from lakehouse.settings import Settings
+from lakehouse_tests.helpers import landing_folder, location, materialize_all, read_table, rejected_folder
 
 pytestmark = pytest.mark.slow
+MODEL_NAME = ModelRegistry.model_fields["model_name"].default
 
 
-def rows(settings: LakehouseSettings, layer: str, table: str) -> pl.DataFrame:
-    return pl.read_delta(settings.table_path(layer, table))
+def rows(settings: Settings, layer: str, table: str) -> pl.DataFrame:
+    return read_table(settings, f"{layer}/{table}")
 
 
-def landed_rows(settings: LakehouseSettings, source: str) -> int:
-    from pathlib import Path
+def landed_rows(settings: Settings, source: str) -> int:
+    return sum(pl.read_csv(p, infer_schema=False).height for p in landing_folder(settings, source).glob("*.csv"))
 
-    return sum(pl.read_csv(p, infer_schema=False).height for p in (Path(settings.landing_dir) / source).glob("*.csv"))
+
+@pytest.fixture(scope="module")
+def small_lake(tmp_path_factory) -> Iterator[tuple[Settings, dg.DagsterInstance, dg.ExecuteInProcessResult]]:
+    """Months 1-3 of 2013, days 1-4 of each, landed and materialized once into a temporary lake.
+
+    Read-only: tests that change the lake work on their own copy (:func:`own_copy`).
+    """
+    settings = Settings.from_env(tmp_path_factory.mktemp("lake"))
+    land(settings.landing_dir, months=[1, 2, 3], max_day=4)
+    with dg.instance_for_test() as instance:
+        yield settings, instance, materialize_all(settings, instance)
+
+
+def own_copy(small_lake, tmp_path) -> tuple[Settings, dg.DagsterInstance]:
+    """A private copy of the small lake's data folder (landing zone, lake, MLflow store) and a fresh instance."""
+    settings, _, _ = small_lake
+    source = Path(settings.lake_dir).parent
+    shutil.copytree(source, tmp_path / "data")
+    return Settings.from_env(tmp_path / "data"), dg.DagsterInstance.ephemeral()
 
 
 def test_every_landed_row_reaches_bronze_and_silver(small_lake):
@@ -36,16 +58,20 @@ def test_every_landed_row_reaches_bronze_and_silver(small_lake):
         quarantine = rows(settings, "silver", f"{source}_quarantine")
         assert bronze.height == landed_rows(settings, source) > 0
         assert silver.height + quarantine.height == bronze.height, source
-        key = {"flights": "flight_id", "weather": "weather_id", "planes": "plane_id",
-               "airports": "airport_id", "airlines": "airline_id"}[source]
+        key = {
+            "flights": "flight_id",
+            "weather": "weather_id",
+            "planes": "plane_id",
+            "airports": "airport_id",
+            "airlines": "airline_id",
+        }[source]
         assert silver.get_column(key).n_unique() == silver.height
     assert rows(settings, "silver", "flights").schema["sched_dep_utc"] == pl.Datetime("us", "UTC")
 
 
 def test_checks_ran_and_passed(small_lake):
     _, _, result = small_lake
-    evaluations = {(e.asset_key.to_user_string(), e.check_name): e.passed
-                   for e in result.get_asset_check_evaluations()}
+    evaluations = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     assert evaluations[("silver/flights", "quarantine_share")]
     assert evaluations[("silver/flights", "surrogate_key_unique")]
     assert evaluations[("gold/flight_features", "one_row_per_flight")]
@@ -54,15 +80,18 @@ def test_checks_ran_and_passed(small_lake):
 
 
 def check_metadata(result, asset: str, check: str) -> dict:
-    (evaluation,) = [e for e in result.get_asset_check_evaluations()
-                     if e.asset_key.to_user_string() == asset and e.check_name == check]
+    (evaluation,) = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key.to_user_string() == asset and e.check_name == check
+    ]
     return {"passed": evaluation.passed, **{k: v.value for k, v in evaluation.metadata.items()}}
 
 
 def test_model_is_registered_and_predictions_name_its_version(small_lake):
     settings, _, result = small_lake
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    champion = MlflowClient().get_model_version_by_alias(settings.registered_model_name, "champion")
+    champion = MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion")
     run = MlflowClient().get_run(champion.run_id)
     assert run.info.status == "FINISHED"
     assert {"test_roc_auc", "test_pr_auc", "test_log_loss", "test_brier", "test_ece"} <= set(run.data.metrics)
@@ -77,26 +106,31 @@ def test_model_is_registered_and_predictions_name_its_version(small_lake):
     assert predictions.select(pl.col("probability").is_between(0, 1).all()).item()
 
 
-def test_rerun_is_idempotent_and_new_files_are_picked_up(small_lake):
-    settings, instance, _ = small_lake
+def test_rerun_is_idempotent_and_new_files_are_picked_up(small_lake, tmp_path):
+    settings, instance = own_copy(small_lake, tmp_path)
     before = {s: rows(settings, "silver", s).height for s in ("flights", "weather")}
-    bronze_versions = DeltaTable(settings.table_path("bronze", "flights")).version()
-    again = dg.materialize([a for a in ALL_ASSETS if a.key.path[0] in ("bronze", "silver")],
-                           resources=build_definitions(settings).resources, instance=instance)
+    bronze_versions = DeltaTable(location(settings, "bronze/flights")).version()
+    again = dg.materialize(
+        [a for a in ALL_ASSETS if a.key.path[0] in ("bronze", "silver")],
+        resources=build_definitions(settings).resources,
+        instance=instance,
+    )
     assert again.success
     assert {s: rows(settings, "silver", s).height for s in before} == before
-    assert DeltaTable(settings.table_path("bronze", "flights")).version() == bronze_versions  # nothing appended
+    assert DeltaTable(location(settings, "bronze/flights")).version() == bronze_versions  # nothing appended
 
     # A renamed copy of a landed file is a duplicate: logged, not ingested again.
-    src = next((settings.landing_path("flights")).glob("flights_2013_01.csv"))
+    src = next((landing_folder(settings, "flights")).glob("flights_2013_01.csv"))
     shutil.copy(src, src.with_name("flights_2013_01_copy.csv"))
     # A corrected version of a landed file upserts: one arrival delay changes, no row is added.
     jan = pl.read_csv(src, infer_schema=False)
-    jan = jan.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("777")).otherwise(pl.col("arr_delay"))
-                           .alias("arr_delay"))
+    jan = jan.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("777")).otherwise(pl.col("arr_delay")).alias("arr_delay")
+    )
     jan.write_csv(src)
-    third = materialize_all(settings, instance, selection=[a.key for a in ALL_ASSETS
-                                                           if a.key.path[0] in ("bronze", "silver")])
+    third = materialize_all(
+        settings, instance, selection=[a.key for a in ALL_ASSETS if a.key.path[0] in ("bronze", "silver")]
+    )
     assert third.success
     log = rows(settings, "bronze", "flights_ingest_log")
     assert log.filter(pl.col("file_name") == "flights_2013_01_copy.csv").get_column("status").to_list() == ["duplicate"]
@@ -110,19 +144,23 @@ def test_rerun_is_idempotent_and_new_files_are_picked_up(small_lake):
 
 
 def test_bad_rows_are_quarantined_and_bad_files_rejected(tmp_path):
-    settings = LakehouseSettings.from_env(tmp_path)
+    settings = Settings.from_env(tmp_path)
     land(settings.landing_dir, months=[1], sources=["airlines", "weather"], max_day=2)
-    folder = settings.landing_path("weather")
+    folder = landing_folder(settings, "weather")
     weather = pl.read_csv(folder / "weather_2013_01.csv", infer_schema=False)
     weather.head(3).with_columns(pl.lit("warm").alias("temp"), pl.lit("x").alias("extra")).write_csv(
-        folder / "weather_bad.csv")
+        folder / "weather_bad.csv"
+    )
     weather.drop("temp").head(2).write_csv(folder / "weather_no_temp.csv")
     (folder / "weather_latin1.csv").write_bytes("origin,temp\nEWR,Fröst\n".encode("latin-1"))
     selection = [a.key for a in ALL_ASSETS if a.key.path[-1] in ("airlines", "weather")]
     with dg.instance_for_test() as instance:
         result = materialize_all(settings, instance, selection=selection, raise_on_error=False)
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()
-              if e.asset_key.to_user_string() == "silver/weather"}
+    checks = {
+        e.check_name: e.passed
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key.to_user_string() == "silver/weather"
+    }
     assert checks["surrogate_key_unique"] and checks["row_accounting"]
     assert check_metadata(result, "silver/weather", "row_accounting")["rows_quarantined"] == 3
     assert not check_metadata(result, "bronze/weather", "no_rejected_files")["passed"]
@@ -131,11 +169,17 @@ def test_bad_rows_are_quarantined_and_bad_files_rejected(tmp_path):
     assert quarantine.get_column("_row_number").sort().to_list() == [1, 2, 3]
     assert all("temp is not a valid value: warm" in r for r in quarantine["reason"])
     bronze = rows(settings, "bronze", "weather")
-    assert bronze.filter(pl.col("_source_file") == "weather_bad.csv").get_column("_rescued_data").to_list() == [
-        '{"extra":"x"}'] * 3
-    rejected = settings.landing_path("weather").parent / "_rejected" / "weather"
+    assert (
+        bronze.filter(pl.col("_source_file") == "weather_bad.csv").get_column("_rescued_data").to_list()
+        == ['{"extra":"x"}'] * 3
+    )
+    rejected = rejected_folder(settings, "weather")
     assert sorted(p.name for p in rejected.iterdir()) == [
-        "weather_latin1.csv", "weather_latin1.csv.reason.json", "weather_no_temp.csv", "weather_no_temp.csv.reason.json"]
+        "weather_latin1.csv",
+        "weather_latin1.csv.reason.json",
+        "weather_no_temp.csv",
+        "weather_no_temp.csv.reason.json",
+    ]
     assert (rejected / "weather_latin1.csv").read_bytes() == (folder / "weather_latin1.csv").read_bytes()
     log = rows(settings, "bronze", "weather_ingest_log")
     assert dict(log.select("file_name", "status").iter_rows())["weather_no_temp.csv"] == "rejected"

@@ -8,7 +8,7 @@ holdout (July) and promotes or refuses it; predictions then come from the champi
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import mlflow
@@ -21,52 +21,62 @@ from mlflow.tracking import MlflowClient
 
 from lakehouse import storage
 from lakehouse.automation import MODEL_FRESHNESS
-from lakehouse.assets.ml import (
-    CHALLENGER,
-    CHAMPION,
-    MODEL_KEY,
-    PREDICTIONS_KEY,
-    decisions,
-    read_features,
-    reproduce,
-)
-from lakehouse.assets.monitoring import DRIFT_KEY, read_drift_history
 from lakehouse.definitions import ALL_ASSETS, defs
 from lakehouse.landing import land
-from lakehouse.resources import build_resources
-from lakehouse.retraining import (
+from lakehouse.ml import training
+from lakehouse.ml.assets import MODEL_KEY, PREDICTIONS_KEY
+from lakehouse.ml.monitoring import DRIFT_KEY, read_drift_history
+from lakehouse.ml.registry import CHALLENGER, CHAMPION, RETRAIN_REASON_TAG, decisions, read_features, reproduce
+from lakehouse.ml.sensors import (
     RETRAIN_DETAIL_TAG,
     RETRAIN_KEY_TAG,
-    RETRAIN_REASON_TAG,
     RETRAIN_REASONS_TAG,
     evaluate_triggers,
     retraining_sensor,
 )
-from lakehouse.settings import LakehouseSettings
-from lakehouse.transforms import training
+from lakehouse.resources import ModelRegistry, RetrainingPolicy, build_resources
+from lakehouse.settings import Settings
+from lakehouse_tests.helpers import lake, location
 
 pytestmark = pytest.mark.slow
 
 MAX_DAY = 3
 
 
-def with_settings(settings: LakehouseSettings, **changes) -> LakehouseSettings:
-    return LakehouseSettings(**{**settings.model_dump(), **changes})
+MODEL_NAME = ModelRegistry.model_fields["model_name"].default
+POLICY = RetrainingPolicy()
 
 
-def sensor_tick(settings: LakehouseSettings, instance: dg.DagsterInstance, cursor: str | None = None):
-    return retraining_sensor(dg.build_sensor_context(instance=instance, resources={"settings": settings},
-                                                     cursor=cursor))
+def registry_of(settings: Settings, model_name: str = MODEL_NAME) -> ModelRegistry:
+    return build_resources(settings, registry=None)["registry"].model_copy(update={"model_name": model_name})
 
 
-def champion_version(settings: LakehouseSettings) -> int:
+def triggers(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    now=None,
+    policy: RetrainingPolicy = POLICY,
+    model_name: str = MODEL_NAME,
+):
+    return evaluate_triggers(lake(settings), registry_of(settings, model_name), policy, instance, now)
+
+
+def sensor_tick(
+    settings: Settings, instance: dg.DagsterInstance, cursor: str | None = None, model_name: str = MODEL_NAME
+):
+    resources = {**build_resources(settings), "registry": registry_of(settings, model_name)}
+    resources.pop("mlflow")
+    return retraining_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor))
+
+
+def champion_version(settings: Settings) -> int:
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    return int(MlflowClient().get_model_version_by_alias(settings.registered_model_name, CHAMPION).version)
+    return int(MlflowClient().get_model_version_by_alias(MODEL_NAME, CHAMPION).version)
 
 
 @dataclass
 class Story:
-    settings: LakehouseSettings
+    settings: Settings
     instance: dg.DagsterInstance
     first: dg.ExecuteInProcessResult
     champion_v1: int
@@ -77,34 +87,60 @@ class Story:
     retrain: dg.ExecuteInProcessResult
     tick_after_retrain: object
     gold_version_before_july: int
+    challenger_after_retrain: int  # the challenger alias right after the retraining run
+    decisions_after_retrain: pl.DataFrame
 
 
 @pytest.fixture(scope="module")
 def story(tmp_path_factory):
-    settings = LakehouseSettings.from_env(tmp_path_factory.mktemp("fresh"))
+    settings = Settings.from_env(tmp_path_factory.mktemp("fresh"))
     resources = build_resources(settings)
     land(settings.landing_dir, months=range(1, 7), max_day=MAX_DAY)
     with dg.instance_for_test() as instance:
         first = dg.materialize(ALL_ASSETS, resources=resources, instance=instance)
         v1 = champion_version(settings)
-        gold_v = DeltaTable(settings.table_path("gold", "flight_features")).version()
+        gold_v = DeltaTable(location(settings, "gold/flight_features")).version()
         before = sensor_tick(settings, instance)
 
         land(settings.landing_dir, months=[7], max_day=MAX_DAY)
         # what the landing sensor and declarative automation do: bronze -> silver -> gold, then drift and
         # predictions follow gold; the model itself is never automated
-        follow = dg.materialize(ALL_ASSETS, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(MODEL_KEY),
-                                resources=resources, instance=instance)
+        follow = dg.materialize(
+            ALL_ASSETS,
+            selection=dg.AssetSelection.all() - dg.AssetSelection.assets(MODEL_KEY),
+            resources=resources,
+            instance=instance,
+        )
         assert follow.success
         after = sensor_tick(settings, instance)
         again = sensor_tick(settings, instance, cursor=after.cursor)
-        drift_only = evaluate_triggers(with_settings(settings, retrain_min_new_flights=10**9), instance)
+        drift_only = triggers(settings, instance, policy=RetrainingPolicy(min_new_flights=10**9))
 
         request = after.run_requests[0]
-        retrain = dg.materialize(ALL_ASSETS, selection=request.asset_selection, tags=request.tags,
-                                 resources=resources, instance=instance, raise_on_error=False)
-        yield Story(settings, instance, first, v1, before, after, again, drift_only, retrain,
-                    sensor_tick(settings, instance, cursor=after.cursor), gold_v)
+        retrain = dg.materialize(
+            ALL_ASSETS,
+            selection=request.asset_selection,
+            tags=request.tags,
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+        challenger = MlflowClient().get_model_version_by_alias(MODEL_NAME, CHALLENGER)
+        yield Story(
+            settings,
+            instance,
+            first,
+            v1,
+            before,
+            after,
+            again,
+            drift_only,
+            retrain,
+            sensor_tick(settings, instance, cursor=after.cursor),
+            gold_v,
+            int(challenger.version),
+            decisions(lake(settings)),
+        )
 
 
 def test_first_materialization_makes_a_champion(story):
@@ -112,13 +148,15 @@ def test_first_materialization_makes_a_champion(story):
     assert s.first.success
     mlflow.set_tracking_uri(s.settings.mlflow_tracking_uri)
     client = MlflowClient()
-    assert int(client.get_model_version_by_alias(s.settings.registered_model_name, CHALLENGER).version) >= s.champion_v1
-    first = decisions(s.settings).row(0, named=True)
-    assert (first["outcome"], first["challenger_version"], first["champion_score"]) == ("first_champion", s.champion_v1,
-                                                                                         None)
+    assert int(client.get_model_version_by_alias(MODEL_NAME, CHALLENGER).version) >= s.champion_v1
+    first = s.decisions_after_retrain.row(0, named=True)
+    assert (first["outcome"], first["challenger_version"], first["champion_score"]) == (
+        "first_champion",
+        s.champion_v1,
+        None,
+    )
     assert first["holdout_month"] == "2013-06" and first["retrain_reason"] == "manual"
-    checks = {e.check_name: e.passed for e in s.first.get_asset_check_evaluations()
-              if e.asset_key == MODEL_KEY}
+    checks = {e.check_name: e.passed for e in s.first.get_asset_check_evaluations() if e.asset_key == MODEL_KEY}
     assert checks["challenger_not_worse"]
     # nothing new yet: the sensor does not ask for anything
     assert isinstance(s.tick_before_july, dg.SkipReason)
@@ -138,8 +176,11 @@ def test_sensor_asks_for_retraining_with_a_reason_and_never_twice(story):
     assert request.tags[RETRAIN_REASON_TAG] == "new_labelled_data"
     assert "2013-07" in request.tags[RETRAIN_DETAIL_TAG] and "2013-06" in request.tags[RETRAIN_DETAIL_TAG]
     assert request.tags[RETRAIN_REASONS_TAG].split(",")[0] == "new_labelled_data"
-    assert request.run_key == request.tags[RETRAIN_KEY_TAG] == (
-        f"retrain:new_labelled_data:champion-v{s.champion_v1}:data-through-2013-07-{MAX_DAY:02d}")
+    assert (
+        request.run_key
+        == request.tags[RETRAIN_KEY_TAG]
+        == (f"retrain:new_labelled_data:champion-v{s.champion_v1}:data-through-2013-07-{MAX_DAY:02d}")
+    )
     assert set(request.asset_selection) == {MODEL_KEY, PREDICTIONS_KEY, DRIFT_KEY}
     # the same data never launches a second run, whatever the reason
     assert isinstance(s.tick_again, dg.SkipReason) and "already requested" in s.tick_again.skip_message
@@ -153,10 +194,12 @@ def test_challenger_is_scored_with_the_champion_on_the_same_holdout_and_the_deci
     s = story
     mlflow.set_tracking_uri(s.settings.mlflow_tracking_uri)
     client = MlflowClient()
-    name = s.settings.registered_model_name
-    challenger = client.get_model_version_by_alias(name, CHALLENGER)
-    assert int(challenger.version) == s.champion_v1 + 1
-    decision = decisions(s.settings).filter(pl.col("challenger_version") == int(challenger.version)).row(0, named=True)
+    name = MODEL_NAME
+    challenger = client.get_model_version(name, str(s.challenger_after_retrain))
+    assert s.challenger_after_retrain == s.champion_v1 + 1
+    decision = s.decisions_after_retrain.filter(pl.col("challenger_version") == s.challenger_after_retrain).row(
+        0, named=True
+    )
     assert decision["holdout_month"] == "2013-07" and decision["retrain_reason"] == "new_labelled_data"
     assert decision["champion_version_before"] == s.champion_v1
     assert 0.5 < decision["challenger_score"] <= 1 and 0.5 < decision["champion_score"] <= 1
@@ -164,7 +207,7 @@ def test_challenger_is_scored_with_the_champion_on_the_same_holdout_and_the_deci
     expected = training.decide_promotion(decision["challenger_score"], decision["champion_score"], 0.005)
     assert decision["outcome"] == expected.outcome and decision["promoted"] == expected.promote
     assert decision["champion_version_after"] == (int(challenger.version) if expected.promote else s.champion_v1)
-    assert champion_version(s.settings) == decision["champion_version_after"]
+    assert decision["champion_version_after"] in (s.champion_v1, s.challenger_after_retrain)
     # both scores on the MLflow model version and its run
     assert challenger.tags["lakehouse.decision"] == decision["outcome"]
     assert float(challenger.tags["lakehouse.champion_test_roc_auc"]) == pytest.approx(decision["champion_score"])
@@ -187,9 +230,10 @@ def test_challenger_is_scored_with_the_champion_on_the_same_holdout_and_the_deci
 def test_predictions_come_from_the_champion(story):
     s = story
     if not s.retrain.success:  # refused: predictions were skipped in that run; automation re-runs them
-        assert dg.materialize(ALL_ASSETS, selection=[PREDICTIONS_KEY], resources=build_resources(s.settings),
-                              instance=s.instance).success
-    predictions = pl.read_delta(s.settings.table_path("gold", "flight_delay_predictions"))
+        assert dg.materialize(
+            ALL_ASSETS, selection=[PREDICTIONS_KEY], resources=build_resources(s.settings), instance=s.instance
+        ).success
+    predictions = pl.read_delta(location(s.settings, "gold/flight_delay_predictions"))
     assert predictions.get_column("model_version").unique().to_list() == [champion_version(s.settings)]
     assert predictions.get_column("flight_date").max().month == 7  # July is scored
     # after the retraining nothing holds any more (promoted) or the same data is not retried (refused)
@@ -198,13 +242,12 @@ def test_predictions_come_from_the_champion(story):
 
 def test_drift_is_recorded_over_time_with_metadata_and_plots(story):
     s = story
-    history = read_drift_history(s.settings)
+    history = read_drift_history(lake(s.settings))
     evaluations = history.select("evaluated_at", "current_month", "champion_version").unique().sort("evaluated_at")
     assert evaluations.get_column("current_month").to_list()[:2] == ["2013-06", "2013-07"]
     july = history.filter(pl.col("evaluated_at") == evaluations.get_column("evaluated_at")[1])
     mlflow.set_tracking_uri(s.settings.mlflow_tracking_uri)
-    run = MlflowClient().get_run(MlflowClient().get_model_version(s.settings.registered_model_name,
-                                                                  str(s.champion_v1)).run_id)
+    run = MlflowClient().get_run(MlflowClient().get_model_version(MODEL_NAME, str(s.champion_v1)).run_id)
     expected = set(run.data.params["features"].split(",")) | {"is_late", "prediction"}
     assert set(july.get_column("column")) == expected
     assert july.get_column("reference_months").unique().to_list() == ["2013-01,2013-02,2013-03,2013-04"]
@@ -214,10 +257,14 @@ def test_drift_is_recorded_over_time_with_metadata_and_plots(story):
     assert not by["month"]["monitored"]
     assert by["is_late"]["kind"] == "label" and by["prediction"]["kind"] == "prediction"
     assert (july.get_column("psi") >= 0).all()
-    drift_meta = [e.materialization.metadata for e in s.instance.fetch_materializations(DRIFT_KEY, limit=10).records
-                  for e in [e.event_log_entry.dagster_event.event_specific_data]]
-    assert drift_meta and all(m["psi_by_column"].value.startswith("![PSI by column](data:image/png;base64,")
-                              for m in drift_meta)
+    drift_meta = [
+        e.materialization.metadata
+        for e in s.instance.fetch_materializations(DRIFT_KEY, limit=10).records
+        for e in [e.event_log_entry.dagster_event.event_specific_data]
+    ]
+    assert drift_meta and all(
+        m["psi_by_column"].value.startswith("![PSI by column](data:image/png;base64,") for m in drift_meta
+    )
     assert any(m["max_psi"].value > 0.25 for m in drift_meta)
     drift_pngs = [a.path for a in MlflowClient().list_artifacts(run.info.run_id, "drift")]
     assert any(p.startswith("drift/psi_by_column_2013-07") for p in drift_pngs)
@@ -225,18 +272,23 @@ def test_drift_is_recorded_over_time_with_metadata_and_plots(story):
 
 def test_freshness_and_missing_champion_are_reasons_too(story):
     s = story
-    later = datetime.now(timezone.utc)
-    assert "freshness" not in [t.reason for t in evaluate_triggers(s.settings, s.instance, later + timedelta(days=40))]
-    stale = evaluate_triggers(s.settings, s.instance, later + timedelta(days=46))
+    later = datetime.now(UTC)
+    assert "freshness" not in [t.reason for t in triggers(s.settings, s.instance, later + timedelta(days=40))]
+    stale = triggers(s.settings, s.instance, later + timedelta(days=46))
     assert [t.reason for t in stale][-1] == "freshness" and "fail window 45 days" in stale[-1].detail
     assert stale[-1].run_key.startswith(f"retrain:freshness:champion-v{champion_version(s.settings)}:stale-since-")
     # under `dagster dev` the FreshnessDaemon records the state; a FAIL newer than the last materialization counts
-    s.instance._report_runless_asset_event(FreshnessStateChange(  # what the daemon does (dagster/_daemon/freshness.py)
-        key=MODEL_KEY, new_state=FreshnessState.FAIL, previous_state=FreshnessState.PASS,
-        state_change_timestamp=later.timestamp()))
-    (daemon,) = [t for t in evaluate_triggers(s.settings, s.instance, later) if t.reason == "freshness"]
+    s.instance._report_runless_asset_event(
+        FreshnessStateChange(  # what the daemon does (dagster/_daemon/freshness.py)
+            key=MODEL_KEY,
+            new_state=FreshnessState.FAIL,
+            previous_state=FreshnessState.PASS,
+            state_change_timestamp=later.timestamp(),
+        )
+    )
+    (daemon,) = [t for t in triggers(s.settings, s.instance, later) if t.reason == "freshness"]
     assert "FreshnessDaemon state FAIL" in daemon.detail
-    (bootstrap,) = evaluate_triggers(with_settings(s.settings, registered_model_name="never_trained"), s.instance)
+    (bootstrap,) = triggers(s.settings, s.instance, model_name="never_trained")
     assert bootstrap.reason == "no_champion"
     assert bootstrap.run_key == f"retrain:no_champion:data-through-2013-07-{MAX_DAY:02d}"
 
@@ -245,7 +297,7 @@ def test_sensor_waits_while_a_run_is_in_progress(story):
     s = story
     run = s.instance.add_run(dg.DagsterRun(job_name="busy", status=dg.DagsterRunStatus.STARTED))
     try:
-        tick = sensor_tick(with_settings(s.settings, registered_model_name="never_trained"), s.instance)
+        tick = sensor_tick(s.settings, s.instance, model_name="never_trained")
         assert isinstance(tick, dg.SkipReason) and "in progress" in tick.skip_message
     finally:
         s.instance.delete_run(run.run_id)
@@ -255,55 +307,64 @@ def test_retraining_from_the_recorded_versions_reproduces_the_metrics(story):
     s = story
     mlflow.set_tracking_uri(s.settings.mlflow_tracking_uri)
     client = MlflowClient()
-    original = client.get_model_version(s.settings.registered_model_name, str(s.champion_v1))
+    original = client.get_model_version(MODEL_NAME, str(s.champion_v1))
     run = client.get_run(original.run_id)
     recorded = int(run.data.params["gold_flight_features_version"])
     assert recorded == s.gold_version_before_july
-    assert DeltaTable(s.settings.table_path("gold", "flight_features")).version() > recorded  # July was added since
+    assert DeltaTable(location(s.settings, "gold/flight_features")).version() > recorded  # July was added since
     assert {"seed", "features", "train_months", "silver_flights_version", "code_version"} <= set(run.data.params)
 
     # Rewrite gold with every label flipped (a different world): retraining must not notice, because it reads
     # the version the run recorded, not the latest one.
-    path = s.settings.table_path("gold", "flight_features")
+    path = location(s.settings, "gold/flight_features")
     latest = pl.read_delta(path)
     storage.overwrite(path, latest.with_columns((1 - pl.col("is_late")).cast(pl.Int8).alias("is_late")))
     try:
-        model, metrics = reproduce(s.settings, original.run_id)
+        model, metrics = reproduce(lake(s.settings), registry_of(s.settings), original.run_id)
     finally:
         storage.overwrite(path, latest)
     logged = {k: v for k, v in run.data.metrics.items() if k.startswith(("valid_", "test_"))}
     assert logged and {k: metrics[k] for k in logged} == logged  # exactly the same numbers
     assert model.best_iteration == int(run.data.params["best_iteration"])
-    holdout = read_features(s.settings, version=recorded)[0].filter(
-        pl.col("flight_date").dt.strftime("%Y-%m") == run.data.params["test_month"])
-    registered = mlflow.lightgbm.load_model(f"models:/{s.settings.registered_model_name}/{s.champion_v1}")
+    holdout = read_features(lake(s.settings), version=recorded)[0].filter(
+        pl.col("flight_date").dt.strftime("%Y-%m") == run.data.params["test_month"]
+    )
+    registered = mlflow.lightgbm.load_model(f"models:/{MODEL_NAME}/{s.champion_v1}")
     encoding = mlflow.artifacts.load_dict(f"runs:/{original.run_id}/feature_encoding.json")
-    assert np.array_equal(training.predict(model.booster, holdout, model.encoding),
-                          training.predict(registered, holdout, encoding))
+    assert np.array_equal(
+        training.predict(model.booster, holdout, model.encoding), training.predict(registered, holdout, encoding)
+    )
 
 
 def test_a_worse_challenger_is_refused_and_the_champion_keeps_scoring(story):
     s = story
     champion_before = champion_version(s.settings)
-    strict = with_settings(s.settings, promotion_max_roc_auc_drop=-1.0)  # must beat the champion by 1.0 AUC
-    result = dg.materialize(ALL_ASSETS, selection=[MODEL_KEY, PREDICTIONS_KEY, DRIFT_KEY],
-                            tags={RETRAIN_REASON_TAG: "drift"}, resources=build_resources(strict),
-                            instance=s.instance, raise_on_error=False)
+    strict = {"ops": {"ml__flight_delay_model": {"config": {"max_roc_auc_drop": -1.0}}}}  # beat it by 1.0 AUC
+    result = dg.materialize(
+        ALL_ASSETS,
+        selection=[MODEL_KEY, PREDICTIONS_KEY, DRIFT_KEY],
+        run_config=strict,
+        tags={RETRAIN_REASON_TAG: "drift"},
+        resources=build_resources(s.settings),
+        instance=s.instance,
+        raise_on_error=False,
+    )
     assert not result.success  # the blocking check failed ...
     (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "challenger_not_worse"]
     assert not check.passed and check.metadata["outcome"].value == "refused"
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert materialized == {MODEL_KEY}  # ... so predictions and drift did not run in that run
     assert champion_version(s.settings) == champion_before  # ... and the champion stayed
-    refused = decisions(s.settings).row(-1, named=True)
+    refused = decisions(lake(s.settings)).row(-1, named=True)
     assert refused["outcome"] == "refused" and refused["champion_version_after"] == champion_before
     assert refused["retrain_reason"] == "drift" and refused["champion_score"] is not None
     client = MlflowClient()
-    challenger = client.get_model_version_by_alias(s.settings.registered_model_name, CHALLENGER)
+    challenger = client.get_model_version_by_alias(MODEL_NAME, CHALLENGER)
     assert challenger.tags["lakehouse.decision"] == "refused"
     assert int(challenger.version) == refused["challenger_version"]
     # the champion keeps scoring
-    assert dg.materialize(ALL_ASSETS, selection=[PREDICTIONS_KEY], resources=build_resources(s.settings),
-                          instance=s.instance).success
-    predictions = pl.read_delta(s.settings.table_path("gold", "flight_delay_predictions"))
+    assert dg.materialize(
+        ALL_ASSETS, selection=[PREDICTIONS_KEY], resources=build_resources(s.settings), instance=s.instance
+    ).success
+    predictions = pl.read_delta(location(s.settings, "gold/flight_delay_predictions"))
     assert predictions.get_column("model_version").unique().to_list() == [champion_before]

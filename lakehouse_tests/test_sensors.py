@@ -7,14 +7,29 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from lakehouse.assets.bronze import bronze_assets
+from lakehouse.bronze.assets import bronze_assets
+from lakehouse.bronze.sensors import build_landing_sensor
 from lakehouse.resources import build_resources
-from lakehouse.sensors import build_landing_sensor
-from lakehouse.settings import LakehouseSettings
+from lakehouse.settings import Settings
+from lakehouse_tests.helpers import landing_folder, location
 
 
 def tick(sensor, instance, settings, cursor=None):
-    return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"settings": settings}))
+    resources = {"storage": build_resources(settings)["storage"]}
+    return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+
+
+class Clock:
+    """A clock the test moves by hand: the sensor's notion of "now", in seconds since the epoch."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def write_small_files(folder, raw_flights, count, rows_each=20, prefix="part"):
@@ -24,16 +39,18 @@ def write_small_files(folder, raw_flights, count, rows_each=20, prefix="part"):
 
 
 def test_ticks_wait_for_stable_files_batch_them_and_keep_a_small_cursor(tmp_path, raw_flights):
-    settings = LakehouseSettings.from_env(tmp_path)
-    sensor = build_landing_sensor(settle_seconds=2.0, max_files_per_run=100)
-    folder = settings.landing_path("flights")
+    settings = Settings.from_env(tmp_path)
+    clock = Clock()
+    sensor = build_landing_sensor(settle_seconds=2.0, max_files_per_run=100, clock=clock)
+    folder = landing_folder(settings, "flights")
     with dg.instance_for_test() as instance:
         write_small_files(folder, raw_flights, 250)
         (folder / "being_copied.csv.part").write_text("year,month\n2013,")
         (folder / ".hidden.csv").write_text("x")
+        clock.now = time.time()  # the files have just landed
         first = tick(sensor, instance, settings)
         assert not first.run_requests  # every file is younger than the settle time
-        time.sleep(2.1)
+        clock.advance(2.1)
         second = tick(sensor, instance, settings, first.cursor)
         assert len(second.run_requests) == 3
         batches = [r.run_config["ops"]["bronze__flights"]["config"]["files"] for r in second.run_requests]
@@ -44,7 +61,7 @@ def test_ticks_wait_for_stable_files_batch_them_and_keep_a_small_cursor(tmp_path
         assert all(r.asset_selection == [dg.AssetKey(["bronze", "flights"])] for r in second.run_requests)
         # The cursor holds one timestamp and the names at that timestamp, not every name seen.
         last_ns, names = json.loads(second.cursor)["flights"]
-        from lakehouse.sensors import change_time_ns
+        from lakehouse.bronze.sensors import change_time_ns
 
         newest = max(change_time_ns(p) for p in folder.glob("*.csv") if not p.name.startswith("."))
         assert last_ns == newest
@@ -57,17 +74,20 @@ def test_ticks_wait_for_stable_files_batch_them_and_keep_a_small_cursor(tmp_path
         third = tick(sensor, instance, settings, second.cursor)
         assert not third.run_requests and "no new stable files" in third.skip_reason.skip_message
 
+        clock.now = time.time()  # the file lands now ...
         raw_flights.slice(9000, 5).write_csv(folder / "late_arrival.csv")
-        time.sleep(2.1)
+        assert not tick(sensor, instance, settings, third.cursor).run_requests  # ... and is not stable yet
+        clock.advance(2.1)
         fourth = tick(sensor, instance, settings, third.cursor)
         assert [r.run_config["ops"]["bronze__flights"]["config"]["files"] for r in fourth.run_requests] == [
-            ["late_arrival.csv"]]
+            ["late_arrival.csv"]
+        ]
 
 
 def test_a_new_month_of_several_sources_is_one_run(tmp_path):
     from lakehouse.landing import land
 
-    settings = LakehouseSettings.from_env(tmp_path)
+    settings = Settings.from_env(tmp_path)
     land(settings.landing_dir, months=[7], sources=["flights", "weather"], max_day=1)
     with dg.instance_for_test() as instance:
         result = tick(build_landing_sensor(settle_seconds=0.0), instance, settings)
@@ -79,19 +99,24 @@ def test_a_new_month_of_several_sources_is_one_run(tmp_path):
 
 @pytest.mark.slow
 def test_500_small_files_ingest_in_a_handful_of_runs(tmp_path, raw_flights):
-    settings = LakehouseSettings.from_env(tmp_path)
+    settings = Settings.from_env(tmp_path)
     sensor = build_landing_sensor(settle_seconds=0.0, max_files_per_run=100)
-    write_small_files(settings.landing_path("flights"), raw_flights, 500)
+    write_small_files(landing_folder(settings, "flights"), raw_flights, 500)
     bronze_flights = next(a for a in bronze_assets if a.key.path == ["bronze", "flights"])
     with dg.instance_for_test() as instance:
         result = tick(sensor, instance, settings)
         assert len(result.run_requests) == 5
         for request in result.run_requests:
-            run = dg.materialize([bronze_flights], instance=instance, resources=build_resources(settings),
-                                 run_config=request.run_config, tags=request.tags)
+            run = dg.materialize(
+                [bronze_flights],
+                instance=instance,
+                resources=build_resources(settings),
+                run_config=request.run_config,
+                tags=request.tags,
+            )
             assert run.success
         assert tick(sensor, instance, settings, result.cursor).run_requests == []
-        log = pl.read_delta(settings.table_path("bronze", "flights_ingest_log"))
+        log = pl.read_delta(location(settings, "bronze/flights_ingest_log"))
         assert log.height == 500 and set(log.get_column("status")) == {"ingested"}
         assert log.get_column("batch_seq").n_unique() == 5
-        assert pl.read_delta(settings.table_path("bronze", "flights")).height == 500 * 20
+        assert pl.read_delta(location(settings, "bronze/flights")).height == 500 * 20

@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from lakehouse.transforms import training
+from lakehouse.ml import training
 
 
 def months_frame(months: list[int]) -> pl.DataFrame:
@@ -28,8 +28,10 @@ def test_time_split_needs_three_months():
 
 
 def test_design_matrix_is_numeric_with_unseen_categories_missing():
-    frame = pl.DataFrame({c: [1.0, 2.0] for c in training.NUMERIC} | {"carrier": ["AA", "ZZ"], "origin": ["EWR", "JFK"],
-                                                                     "dest": ["IAH", "IAH"]})
+    frame = pl.DataFrame(
+        {c: [1.0, 2.0] for c in training.NUMERIC}
+        | {"carrier": ["AA", "ZZ"], "origin": ["EWR", "JFK"], "dest": ["IAH", "IAH"]}
+    )
     enc = {"carrier": ["AA", "UA"], "origin": ["EWR", "JFK"], "dest": ["IAH"]}
     X = training.design_matrix(frame, enc)
     assert X.columns == training.FEATURES
@@ -44,4 +46,4 @@ def test_evaluate_agrees_with_sklearn_and_ece_detects_miscalibration():
     m = training.evaluate(y, p)
     assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p))
     assert m["ece"] < 0.03
-    assert training.evaluate(y, p ** 3)["ece"] > 0.1
+    assert training.evaluate(y, p**3)["ece"] > 0.1

@@ -14,15 +14,16 @@ Notes on the setup (checked on dagster 1.13.27):
   ``assetCheckSelection``: an asset with in-asset checks (``check_specs``) cannot be subset, so
   ``assetCheckSelection: []`` fails with ``InvalidSubsetError`` ("does not support subsetting").
 * Signals: a process started from a non-interactive shell inherits SIGINT=SIG_IGN, and Dagster copies
-  that onto SIGTERM (STACK_FACTS #8). The server is therefore started through a tiny exec wrapper that
-  resets both to SIG_DFL (and sets PR_SET_PDEATHSIG, so it also goes if pytest is killed), in its own
-  session/process group, and torn down with SIGTERM (clean, 2-6 s, it stops its code server too), then
-  SIGKILL of the whole group as a last resort. Dagster never calls setsid, so the code server and run
+  that onto SIGTERM (docs/stack-notes.md, "Dagster process signals"). The server is therefore started through
+  a tiny exec wrapper that resets both to SIG_DFL (and sets PR_SET_PDEATHSIG, so it also goes if pytest is
+  killed), in its own session/process group, and torn down with SIGTERM (clean, 2-6 s, it stops its code
+  server too), then SIGKILL of the whole group as a last resort. Dagster never calls setsid, so the code server and run
   workers stay in that group.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -39,6 +40,7 @@ import requests
 import yaml
 
 from lakehouse.landing import land
+from lakehouse.tables import BRONZE, Lake
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ASSET_PATH = ["bronze", "airlines"]
@@ -66,8 +68,10 @@ os.execv(sys.argv[1], sys.argv[1:])
 
 PROJECT_DAGSTER_YAML = REPO_ROOT / "lakehouse" / "dagster.yaml"
 # The default coordinator would queue the run for a daemon; launch it right away instead.
-RUN_NOW = {"run_coordinator": {"module": "dagster.core.run_coordinator", "class": "DefaultRunCoordinator"},
-           "telemetry": {"enabled": False}}
+RUN_NOW = {
+    "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "DefaultRunCoordinator"},
+    "telemetry": {"enabled": False},
+}
 
 
 def instance_config() -> str:
@@ -175,8 +179,7 @@ class Webserver:
             return "<no log>"
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
-                                 timeout=30)
+        response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
         response.raise_for_status()
         body = response.json()
         assert not body.get("errors"), f"GraphQL errors: {body['errors']}"
@@ -205,10 +208,8 @@ def stop(process: subprocess.Popen) -> None:
     pgid = process.pid  # leader of its own session, so pid == pgid
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pass
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -257,18 +258,39 @@ def webserver(tmp_path: Path) -> Iterator[Webserver]:
     land(data_dir / "landing", months=[1], sources=["airlines"], max_day=2)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "DAGSTER_"))}
-    env.update(DAGSTER_HOME=str(dagster_home), LAKEHOUSE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1",
-               WEBSERVER_TEST_PARENT_PID=str(os.getpid()))
+    env.update(
+        DAGSTER_HOME=str(dagster_home),
+        LAKEHOUSE_DATA_DIR=str(data_dir),
+        PYTHONUNBUFFERED="1",
+        WEBSERVER_TEST_PARENT_PID=str(os.getpid()),
+    )
 
     port = free_port()
     executable = Path(sys.executable).parent / "dagster-webserver"  # the venv's, without resolving symlinks
     assert executable.exists(), f"{executable} not found: is dagster-webserver installed in this venv?"
-    command = [sys.executable, "-c", EXEC_WRAPPER, str(executable),
-               "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]
+    command = [
+        sys.executable,
+        "-c",
+        EXEC_WRAPPER,
+        str(executable),
+        "-w",
+        str(REPO_ROOT / "workspace.yaml"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     log_file = tmp_path / "webserver.log"
     with log_file.open("wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield Webserver(url=f"http://127.0.0.1:{port}", process=process, data_dir=data_dir, log_file=log_file)
     finally:
@@ -292,20 +314,25 @@ def test_materialize_asset_through_webserver_graphql(webserver: Webserver) -> No
     assert location_name == "lakehouse"
 
     checks = asset_checks(webserver)
-    launched = webserver.graphql(LAUNCH_MUTATION, {"executionParams": {
-        "selector": {
-            "repositoryLocationName": location_name,
-            "repositoryName": repository_name,
-            "pipelineName": "__ASSET_JOB",
-            "assetSelection": [{"path": ASSET_PATH}],
-            "assetCheckSelection": [{"assetKey": {"path": ASSET_PATH}, "name": c["name"]} for c in checks],
+    launched = webserver.graphql(
+        LAUNCH_MUTATION,
+        {
+            "executionParams": {
+                "selector": {
+                    "repositoryLocationName": location_name,
+                    "repositoryName": repository_name,
+                    "pipelineName": "__ASSET_JOB",
+                    "assetSelection": [{"path": ASSET_PATH}],
+                    "assetCheckSelection": [{"assetKey": {"path": ASSET_PATH}, "name": c["name"]} for c in checks],
+                },
+                # Exactly what the UI's Materialize button sends: the code location's default executor (in-process,
+                # see lakehouse/definitions.py) runs the step inside the run worker subprocess.
+                "runConfigData": {},
+                "mode": "default",
+                "executionMetadata": {"tags": [{"key": "test", "value": "test_webserver"}]},
+            }
         },
-        # Exactly what the UI's Materialize button sends: the code location's default executor (in-process,
-        # see lakehouse/definitions.py) runs the step inside the run worker subprocess.
-        "runConfigData": {},
-        "mode": "default",
-        "executionMetadata": {"tags": [{"key": "test", "value": "test_webserver"}]},
-    }})["launchPipelineExecution"]
+    )["launchPipelineExecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
 
@@ -319,13 +346,15 @@ def test_materialize_asset_through_webserver_graphql(webserver: Webserver) -> No
     if run["status"] != "SUCCESS":
         events = webserver.graphql(RUN_EVENTS_QUERY, {"runId": run_id})["logsForRun"]
         messages = "\n".join(f"{e.get('level')}: {e.get('message')}" for e in events.get("events", []))
-        pytest.fail(f"run {run_id} ended {run['status']} (not SUCCESS):\n{messages[-6000:]}\n"
-                    f"--- webserver log ---\n{webserver.log_tail()}")
+        pytest.fail(
+            f"run {run_id} ended {run['status']} (not SUCCESS):\n{messages[-6000:]}\n"
+            f"--- webserver log ---\n{webserver.log_tail()}"
+        )
     assert run["pipelineName"] == "__ASSET_JOB"
     assert run["assetSelection"] == [{"path": ASSET_PATH}]
 
-    table = webserver.data_dir / "lake" / "bronze" / "airlines"
-    assert (table / "_delta_log").is_dir(), f"no Delta table at {table}"
+    table = Lake(str(webserver.data_dir / "lake")).location(BRONZE["airlines"])
+    assert (Path(table) / "_delta_log").is_dir(), f"no Delta table at {table}"
     frame = pl.read_delta(str(table))
     assert frame.height == AIRLINES_ROWS
     assert {"carrier", "name"} <= set(frame.columns)

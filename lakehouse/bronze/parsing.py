@@ -84,8 +84,9 @@ def _decode_text(payload: bytes, name: str) -> bytes:
         payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RejectedFileError(
-            "encoding", f"{name} is not valid UTF-8 (byte {exc.start}: {payload[exc.start:exc.start + 4]!r}); "
-            "re-export it as UTF-8"
+            "encoding",
+            f"{name} is not valid UTF-8 (byte {exc.start}: {payload[exc.start : exc.start + 4]!r}); "
+            "re-export it as UTF-8",
         ) from exc
     return payload
 
@@ -103,8 +104,11 @@ def _reject_truncated_csv(text: bytes, name: str) -> None:
     n_header = len(next(csv.reader([header.decode()])))
     n_last = len(next(csv.reader([last.decode()])))
     if n_last < n_header:
-        raise RejectedFileError("truncated", f"{name}: the last line has {n_last} of {n_header} fields and no "
-                                "line end; the file looks cut off (interrupted copy?)")
+        raise RejectedFileError(
+            "truncated",
+            f"{name}: the last line has {n_last} of {n_header} fields and no "
+            "line end; the file looks cut off (interrupted copy?)",
+        )
 
 
 def parse_file(payload: bytes, name: str) -> pl.DataFrame:
@@ -159,15 +163,16 @@ def to_bronze(
     raw = raw.rename(renamed)
     missing = [c for c in spec.required_columns if c not in raw.columns]
     if missing:
-        raise RejectedFileError("missing_columns", f"{source_file}: required column(s) {missing} missing; "
-                                f"found {raw.columns}")
+        raise RejectedFileError(
+            "missing_columns", f"{source_file}: required column(s) {missing} missing; found {raw.columns}"
+        )
     extra = [c for c in raw.columns if c not in spec.columns]
-    rescued = (
-        pl.struct(extra).struct.json_encode() if extra else pl.lit(None, dtype=pl.String)
-    ).alias("_rescued_data")
+    rescued = (pl.struct(extra).struct.json_encode() if extra else pl.lit(None, dtype=pl.String)).alias("_rescued_data")
     return raw.select(
-        *[pl.col(c).cast(pl.String) if c in raw.columns else pl.lit(None, dtype=pl.String).alias(c)
-          for c in spec.columns],
+        *[
+            pl.col(c).cast(pl.String) if c in raw.columns else pl.lit(None, dtype=pl.String).alias(c)
+            for c in spec.columns
+        ],
         rescued,
         pl.lit(source_file).alias("_source_file"),
         pl.lit(file_hash).alias("_content_hash"),

@@ -1,7 +1,7 @@
 """The landing sensor: new files in ``<landing>/<source>/`` become bronze runs, in batches.
 
 * **Which files.** Visible data files only (no hidden, temporary or partial names; see
-  :func:`lakehouse.transforms.bronze.is_candidate`) that are **stable**: untouched for ``settle_seconds``, so a
+  :func:`lakehouse.bronze.parsing.is_candidate`) that are **stable**: untouched for ``settle_seconds``, so a
   file still being copied is left for a later tick.
 * **Cursor that scales.** Per source, the cursor keeps the newest change time handled and the names handled at
   that exact time: ``{"flights": [1763718000123456789, ["a.csv"]], ...}``. Its size does not grow with the
@@ -11,23 +11,23 @@
   a new month (flights + weather) is one run; 500 small files of one source become 5 runs, not 500.
 * **Run keys.** ``landing:<sha1 of the batch's (source, name, change time) lists>``: a restarted daemon that
   re-evaluates the same tick asks for the same keys, which Dagster refuses to launch twice.
-* Bronze ingests by content hash (:mod:`lakehouse.ingest`), so even a file offered twice is ingested once;
+* **Clock.** The sensor reads the time through an injectable ``clock`` (default :func:`time.time`), so tests move
+  time forward instead of sleeping.
+* Bronze ingests by content hash (:mod:`lakehouse.bronze.ingest`), so even a file offered twice is ingested once;
   silver and gold then follow through declarative automation (:mod:`lakehouse.automation`).
 """
-
-from __future__ import annotations
 
 import hashlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import dagster as dg
 
-from lakehouse.settings import LakehouseSettings
+from lakehouse.bronze.parsing import discover_files
+from lakehouse.resources import LakehouseStorage
 from lakehouse.sources import SOURCES
-from lakehouse.transforms.bronze import discover_files
 
 SETTLE_SECONDS = 10.0
 MAX_FILES_PER_RUN = 100
@@ -38,8 +38,9 @@ def change_time_ns(path: Path) -> int:
     return max(st.st_mtime_ns, st.st_ctime_ns)
 
 
-def pending_files(folder: Path, position: tuple[int, list[str]], now: float,
-                  settle_seconds: float) -> list[tuple[int, str]]:
+def pending_files(
+    folder: Path, position: tuple[int, list[str]], now: float, settle_seconds: float
+) -> list[tuple[int, str]]:
     """``(change_time_ns, name)`` of stable candidate files after the cursor ``position``, oldest first."""
     last_ns, names_at_last = position
     out = []
@@ -75,28 +76,37 @@ def batch_request(batch: dict[str, list[tuple[int, str]]]) -> dg.RunRequest:
     )
 
 
-def build_landing_sensor(settle_seconds: float = SETTLE_SECONDS, max_files_per_run: int = MAX_FILES_PER_RUN,
-                         minimum_interval_seconds: int = 15) -> dg.SensorDefinition:
+def build_landing_sensor(
+    settle_seconds: float = SETTLE_SECONDS,
+    max_files_per_run: int = MAX_FILES_PER_RUN,
+    minimum_interval_seconds: int = 15,
+    clock: Callable[[], float] = time.time,
+) -> dg.SensorDefinition:
+    """The landing sensor (module docstring); ``clock`` returns the current time in seconds since the epoch."""
+
     @dg.sensor(
         name="landing_sensor",
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=minimum_interval_seconds,
         target=dg.AssetSelection.groups("bronze"),
-        description=(f"Starts bronze runs for new stable files in the landing zone, at most {max_files_per_run} "
-                     "files per run."),
+        description=(
+            f"Starts bronze runs for new stable files in the landing zone, at most {max_files_per_run} files per run."
+        ),
     )
-    def landing_sensor(context: dg.SensorEvaluationContext, settings: LakehouseSettings) -> dg.SensorResult:
+    def landing_sensor(context: dg.SensorEvaluationContext, storage: LakehouseStorage) -> dg.SensorResult:
         cursor = {k: (v[0], v[1]) for k, v in json.loads(context.cursor or "{}").items()}
-        now = time.time()
+        now = clock()
         chunks: dict[str, list[list[tuple[int, str]]]] = {}
         for name in SOURCES:
             position = cursor.get(name, (0, []))
-            pending = pending_files(settings.landing_path(name), position, now, settle_seconds)
+            pending = pending_files(Path(storage.landing.source_dir(name)), position, now, settle_seconds)
             if pending:
-                chunks[name] = [pending[i:i + max_files_per_run] for i in range(0, len(pending), max_files_per_run)]
+                chunks[name] = [pending[i : i + max_files_per_run] for i in range(0, len(pending), max_files_per_run)]
                 cursor[name] = advance(position, pending)
-        requests = [batch_request({name: c[i] for name, c in chunks.items() if i < len(c)})
-                    for i in range(max((len(c) for c in chunks.values()), default=0))]
+        requests = [
+            batch_request({name: c[i] for name, c in chunks.items() if i < len(c)})
+            for i in range(max((len(c) for c in chunks.values()), default=0))
+        ]
         if not requests:
             return dg.SensorResult(skip_reason=dg.SkipReason("no new stable files"), cursor=json.dumps(cursor))
         context.log.info(f"{len(requests)} run(s) for new files")

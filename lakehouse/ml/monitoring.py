@@ -7,7 +7,7 @@ champion's own predicted probability (``prediction``):
   recorded**, restricted to its training months (time travel, so later rewrites of gold do not move it);
 * **current**: the newest calendar month of the current gold feature view.
 
-Statistics, bins and thresholds are those of :mod:`lakehouse.transforms.drift` (PSI with 10 reference-quantile
+Statistics, bins and thresholds are those of :mod:`lakehouse.ml.drift` (PSI with 10 reference-quantile
 bins or one bin per category, stable < 0.10 <= moderate <= 0.25 < significant, after Siddiqi 2006; KS or
 chi-square beside it). Each evaluation appends one row per column to the Delta table ``ml/feature_drift``, so
 drift is kept over time; the asset metadata carries the headline numbers and two PNG plots, which are also logged
@@ -17,66 +17,71 @@ to the champion's MLflow run under ``drift/``.
 by construction, so its PSI is always large and says nothing about the world changing.
 """
 
-
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import mlflow
 import polars as pl
-from mlflow.tracking import MlflowClient
 
-from lakehouse import plots, storage
-from lakehouse.assets.ml import FEATURES_KEY, MODEL_KEY, RegisteredModel, load_champion, read_features
 from lakehouse.automation import follow_upstream
-from lakehouse.settings import LakehouseSettings
-from lakehouse.transforms import drift, training
+from lakehouse.metadata import asset_key, metadata_table, table_metadata
+from lakehouse.ml import checks, drift, plots, training
+from lakehouse.ml.assets import FEATURES_KEY, MODEL_KEY
+from lakehouse.ml.registry import RegisteredModel, load_champion, read_features
+from lakehouse.resources import LakehouseStorage, ModelRegistry, RetrainingPolicy
+from lakehouse.tables import FEATURE_DRIFT, Lake
 
-DRIFT_KEY = dg.AssetKey(["ml", "feature_drift"])
+DRIFT_KEY = asset_key(FEATURE_DRIFT)
 DRIFT_EXEMPT = ["month"]
 PREDICTION = "prediction"
 _YM = pl.col("flight_date").dt.strftime("%Y-%m")
 
-EVALUATION_SCHEMA = {
-    "evaluation_id": pl.String,              # the Dagster run id
-    "evaluated_at": pl.Datetime("us", "UTC"),
-    "model_name": pl.String,
-    "champion_version": pl.Int64,
-    "reference_months": pl.String,           # comma-separated YYYY-MM: the champion's training months
-    "reference_start": pl.Date,
-    "reference_end": pl.Date,
-    "reference_features_version": pl.Int64,  # gold/flight_features Delta version the champion trained on
-    "current_month": pl.String,              # YYYY-MM: the newest month of the current gold features
-    "current_start": pl.Date,
-    "current_end": pl.Date,
-    "current_features_version": pl.Int64,
-}
+EVALUATION_SCHEMA = pl.Schema(
+    {
+        "evaluation_id": pl.String(),  # the Dagster run id
+        "evaluated_at": pl.Datetime("us", "UTC"),
+        "model_name": pl.String(),
+        "champion_version": pl.Int64(),
+        "reference_months": pl.String(),  # comma-separated YYYY-MM: the champion's training months
+        "reference_start": pl.Date(),
+        "reference_end": pl.Date(),
+        "reference_features_version": pl.Int64(),  # gold/flight_features Delta version the champion trained on
+        "current_month": pl.String(),  # YYYY-MM: the newest month of the current gold features
+        "current_start": pl.Date(),
+        "current_end": pl.Date(),
+        "current_features_version": pl.Int64(),
+    }
+)
 
 
-def drift_samples(settings: LakehouseSettings, champion: RegisteredModel) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+def drift_samples(lake: Lake, champion: RegisteredModel) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """Reference and current samples (see module docstring; at most ``drift.MAX_SAMPLE_ROWS`` rows each, drawn
-    with a fixed seed by :func:`lakehouse.transforms.drift.sample_rows`), each with a ``prediction`` column (the
+    with a fixed seed by :func:`lakehouse.ml.drift.sample_rows`), each with a ``prediction`` column (the
     champion's P(is_late), Float64), and the window description (:data:`EVALUATION_SCHEMA` fields, plus the row
     counts before sampling, ``reference_window_rows`` and ``current_window_rows``). The gold table is read once
     when the champion was trained on its current version."""
     ref_version = int(champion.params["gold_flight_features_version"])
     train_months = champion.params["train_months"].split(",")
-    features, cur_version = read_features(settings)
-    reference = features if ref_version == cur_version else read_features(settings, version=ref_version)[0]
+    features, cur_version = read_features(lake)
+    reference = features if ref_version == cur_version else read_features(lake, version=ref_version)[0]
     reference = reference.filter(_YM.is_in(train_months))
     newest = features.select(_YM.max()).item()
-    current = features.filter(_YM == newest)
+    current = features.filter(newest == _YM)
     del features
     window = {
-        "model_name": champion.name, "champion_version": champion.version,
+        "model_name": champion.name,
+        "champion_version": champion.version,
         "reference_months": ",".join(train_months),
         "reference_start": reference.get_column("flight_date").min(),
         "reference_end": reference.get_column("flight_date").max(),
-        "reference_features_version": ref_version, "current_month": newest,
+        "reference_features_version": ref_version,
+        "current_month": newest,
         "current_start": current.get_column("flight_date").min(),
-        "current_end": current.get_column("flight_date").max(), "current_features_version": cur_version,
-        "reference_window_rows": reference.height, "current_window_rows": current.height,
+        "current_end": current.get_column("flight_date").max(),
+        "current_features_version": cur_version,
+        "reference_window_rows": reference.height,
+        "current_window_rows": current.height,
     }
     reference, current = (drift.sample_rows(f) for f in (reference, current))
     reference = reference.with_columns(pl.Series(PREDICTION, champion.predict(reference), dtype=pl.Float64))
@@ -85,21 +90,26 @@ def drift_samples(settings: LakehouseSettings, champion: RegisteredModel) -> tup
 
 
 def evaluate_drift(reference: pl.DataFrame, current: pl.DataFrame, features: list[str]) -> pl.DataFrame:
-    """:func:`lakehouse.transforms.drift.drift_report` over the model's ``features``, the label and the
+    """:func:`lakehouse.ml.drift.drift_report` over the model's ``features``, the label and the
     prediction, with :data:`DRIFT_EXEMPT` reported but not monitored."""
     categorical = [c for c in features if c in training.CATEGORICAL]
     numeric = [c for c in features if c not in training.CATEGORICAL]
     kinds = {training.LABEL: "label", PREDICTION: "prediction"}
-    return drift.drift_report(reference, current, numeric=[*numeric, PREDICTION],
-                              categorical=[*categorical, training.LABEL], kinds=kinds, exempt=DRIFT_EXEMPT)
+    return drift.drift_report(
+        reference,
+        current,
+        numeric=[*numeric, PREDICTION],
+        categorical=[*categorical, training.LABEL],
+        kinds=kinds,
+        exempt=DRIFT_EXEMPT,
+    )
 
 
-def read_drift_history(settings: LakehouseSettings) -> pl.DataFrame:
+def read_drift_history(lake: Lake) -> pl.DataFrame:
     """All evaluations in ``ml/feature_drift`` (empty frame when none yet)."""
-    path = settings.table_path("ml", "feature_drift")
-    if not storage.table_exists(path):
+    if not lake.exists(FEATURE_DRIFT):
         return pl.DataFrame(schema={**EVALUATION_SCHEMA, **drift.REPORT_SCHEMA})
-    return pl.read_delta(path).sort("evaluated_at", "column")
+    return lake.read(FEATURE_DRIFT).sort("evaluated_at", "column")
 
 
 @dg.asset(
@@ -115,56 +125,71 @@ def read_drift_history(settings: LakehouseSettings) -> pl.DataFrame:
         "recorded Delta version) and the newest month; thresholds 0.10 / 0.25 after Siddiqi (2006). One row per "
         "column per evaluation appended to `ml/feature_drift`. Follows new features and new models."
     ),
-    check_specs=[dg.AssetCheckSpec(
-        "no_significant_drift", asset=DRIFT_KEY,
-        description="Warns when a monitored column (model feature or label) has PSI > 0.25; the retraining "
-                    "sensor reacts to the same condition.")],
+    check_specs=[checks.drift_check_spec(DRIFT_KEY)],
 )
-def feature_drift(context: dg.AssetExecutionContext, settings: LakehouseSettings) -> dg.MaterializeResult:
-    champion = load_champion(settings)
+def feature_drift(
+    context: dg.AssetExecutionContext,
+    storage: LakehouseStorage,
+    registry: ModelRegistry,
+    retraining_policy: RetrainingPolicy,
+) -> dg.MaterializeResult:
+    lake = storage.lake
+    champion = load_champion(registry)
     if champion is None:  # nothing to compare with yet; the sensor trains the first model
         return dg.MaterializeResult(
             metadata={"status": "no champion model yet"},
-            check_results=[dg.AssetCheckResult(check_name="no_significant_drift", passed=True,
-                                               metadata={"status": "no champion model yet"})])
-    reference, current, window = drift_samples(settings, champion)
+            check_results=[checks.no_significant_drift([], None, None, status="no champion model yet")],
+        )
+    reference, current, window = drift_samples(lake, champion)
     report = evaluate_drift(reference, current, champion.params["features"].split(","))
-    evaluated_at = datetime.now(timezone.utc)
-    header = pl.DataFrame([{"evaluation_id": context.run_id, "evaluated_at": evaluated_at,
-                            **{k: window[k] for k in EVALUATION_SCHEMA if k in window}}], schema=EVALUATION_SCHEMA)
+    evaluated_at = datetime.now(UTC)
+    header = pl.DataFrame(
+        [
+            {
+                "evaluation_id": context.run.run_id,
+                "evaluated_at": evaluated_at,
+                **{k: window[k] for k in EVALUATION_SCHEMA if k in window},
+            }
+        ],
+        schema=EVALUATION_SCHEMA,
+    )
     rows = header.join(report, how="cross")
-    path = settings.table_path("ml", "feature_drift")
-    storage.append(path, rows)
+    lake.append(FEATURE_DRIFT, rows)
 
     monitored = report.filter(pl.col("monitored"))
     worst = monitored.row(0, named=True)
-    significant = monitored.filter(pl.col("psi") > settings.retrain_drift_psi).get_column("column").to_list()
+    significant = monitored.filter(pl.col("psi") > retraining_policy.drift_psi).get_column("column").to_list()
     moderate = monitored.filter(pl.col("status") == "moderate").get_column("column").to_list()
-    history = read_drift_history(settings).filter(pl.col("model_name") == champion.name)
-    title = f"{window['current_month']} vs training {window['reference_months'].split(',')[0]}.." \
-            f"{window['reference_months'].split(',')[-1]} (v{champion.version})"
+    history = read_drift_history(lake).filter(pl.col("model_name") == champion.name)
+    title = (
+        f"{window['current_month']} vs training {window['reference_months'].split(',')[0]}.."
+        f"{window['reference_months'].split(',')[-1]} (v{champion.version})"
+    )
     pngs = {
         "psi_by_column": plots.psi_bars(report, drift.PSI_MODERATE, drift.PSI_SIGNIFICANT, f"PSI: {title}"),
         "psi_history": plots.psi_history(
-            history, [*monitored.filter(pl.col("kind") == "feature").head(3).get_column("column"), training.LABEL,
-                      PREDICTION], drift.PSI_SIGNIFICANT, "PSI over time: top 3 features, label, prediction"),
+            history,
+            [*monitored.filter(pl.col("kind") == "feature").head(3).get_column("column"), training.LABEL, PREDICTION],
+            drift.PSI_SIGNIFICANT,
+            "PSI over time: top 3 features, label, prediction",
+        ),
     }
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    registry.activate()
     with tempfile.TemporaryDirectory() as tmp:
         for name, png in pngs.items():
             file = Path(tmp) / f"{name}_{window['current_month']}_{evaluated_at:%Y%m%dT%H%M%S}.png"
             file.write_bytes(png)
-            MlflowClient().log_artifact(champion.run_id, str(file), "drift")
+            registry.client().log_artifact(champion.run_id, str(file), "drift")
     by_column = {r["column"]: r for r in report.iter_rows(named=True)}
     context.log.info(f"max PSI {worst['psi']:.3f} ({worst['column']}); significant: {significant or 'none'}")
     return dg.MaterializeResult(
         metadata={
-            **storage.table_metadata(path),
+            **table_metadata(lake, FEATURE_DRIFT),
             "champion_version": champion.version,
             "reference": f"{window['reference_months']} (gold v{window['reference_features_version']}, "
-                         f"{window['reference_window_rows']} rows, sample of {reference.height})",
+            f"{window['reference_window_rows']} rows, sample of {reference.height})",
             "current": f"{window['current_month']} (gold v{window['current_features_version']}, "
-                       f"{window['current_window_rows']} rows, sample of {current.height})",
+            f"{window['current_window_rows']} rows, sample of {current.height})",
             "max_psi": float(worst["psi"]),
             "max_psi_column": worst["column"],
             "significant_columns": ", ".join(significant) or "none",
@@ -172,16 +197,27 @@ def feature_drift(context: dg.AssetExecutionContext, settings: LakehouseSettings
             "label_psi": float(by_column[training.LABEL]["psi"]),
             "prediction_psi": float(by_column[PREDICTION]["psi"]),
             "thresholds": "PSI < 0.10 stable, 0.10-0.25 moderate, > 0.25 significant (Siddiqi 2006)",
-            "drift": storage.metadata_table(report.select(
-                "column", "kind", "monitored", "psi", "status", "test", "test_statistic", "test_pvalue",
-                "reference_missing_share", "current_missing_share", "reference_mean", "current_mean"), limit=40),
+            "drift": metadata_table(
+                report.select(
+                    "column",
+                    "kind",
+                    "monitored",
+                    "psi",
+                    "status",
+                    "test",
+                    "test_statistic",
+                    "test_pvalue",
+                    "reference_missing_share",
+                    "current_missing_share",
+                    "reference_mean",
+                    "current_mean",
+                ),
+                limit=40,
+            ),
             "psi_by_column": dg.MetadataValue.md(plots.markdown_image(pngs["psi_by_column"], "PSI by column")),
             "psi_history": dg.MetadataValue.md(plots.markdown_image(pngs["psi_history"], "PSI over time")),
         },
-        check_results=[dg.AssetCheckResult(
-            check_name="no_significant_drift", passed=not significant, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"significant_columns": ", ".join(significant) or "none", "max_psi": float(worst["psi"]),
-                      "threshold": settings.retrain_drift_psi})],
+        check_results=[checks.no_significant_drift(significant, float(worst["psi"]), retraining_policy.drift_psi)],
     )
 
 

@@ -89,14 +89,15 @@ def feature_importance(booster: lgb.Booster, top: int = 20) -> bytes:
 
 
 def psi_bars(report: pl.DataFrame, moderate: float, significant: float, title: str, top: int = 40) -> bytes:
-    """PSI per column (``report`` of :func:`lakehouse.transforms.drift.drift_report`), coloured by status,
+    """PSI per column (``report`` of :func:`lakehouse.ml.drift.drift_report`), coloured by status,
     with the threshold lines; columns not monitored are hatched."""
     rows = report.sort("psi", descending=True).head(top).reverse()
     fig = new_figure((SIZE[0], 0.22 * rows.height + 1.2))
     ax = fig.add_subplot()
     psi = np.maximum(rows.get_column("psi").to_numpy(), 1e-4)
-    bars = ax.barh(rows.get_column("column").to_list(), psi,
-                   color=[STATUS_COLOURS[s] for s in rows.get_column("status")])
+    bars = ax.barh(
+        rows.get_column("column").to_list(), psi, color=[STATUS_COLOURS[s] for s in rows.get_column("status")]
+    )
     for bar, monitored in zip(bars, rows.get_column("monitored"), strict=True):
         if not monitored:
             bar.set_hatch("//")
@@ -118,12 +119,19 @@ def psi_history(history: pl.DataFrame, columns: list[str], significant: float, t
     ax = fig.add_subplot()
     for c in columns:
         h = history.filter(pl.col("column") == c).sort("evaluated_at")
-        ax.plot([position[t] for t in h.get_column("evaluated_at")], np.maximum(h.get_column("psi").to_numpy(), 1e-4),
-                marker="o", ms=3, label=c)
+        ax.plot(
+            [position[t] for t in h.get_column("evaluated_at")],
+            np.maximum(h.get_column("psi").to_numpy(), 1e-4),
+            marker="o",
+            ms=3,
+            label=c,
+        )
     ax.axhline(significant, ls="--", c=STATUS_COLOURS["significant"], lw=1)
     ax.set_yscale("log")
-    ax.set_xticks(range(evaluations.height), [f"{m}\nv{v}" for m, v in evaluations.select(
-        "current_month", "champion_version").iter_rows()])
+    ax.set_xticks(
+        range(evaluations.height),
+        [f"{m}\nv{v}" for m, v in evaluations.select("current_month", "champion_version").iter_rows()],
+    )
     ax.set(xlabel="evaluation (newest month, champion version)", ylabel="PSI (log)", title=title)
     ax.tick_params(axis="x", labelsize=7)
     ax.legend(fontsize=7)

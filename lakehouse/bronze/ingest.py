@@ -1,0 +1,204 @@
+"""Landing zone -> bronze: ingest every landed file exactly once, by content.
+
+For one source, :func:`ingest_source` lists the landing folder and, for each candidate file:
+
+* same name and same bytes as a file already logged -> nothing to do (re-runs are idempotent);
+* bytes already ingested under another name -> logged as ``duplicate`` (rows not ingested again);
+* cannot be read faithfully -> ``rejected``: copied intact to the source's rejected folder
+  (:meth:`lakehouse.tables.Landing.rejected_dir`) with ``<file>.reason.json`` beside it; the landed file itself
+  is left in place;
+* otherwise -> ``ingested``: its rows are appended to ``bronze/<source>`` (a new version of a file
+  with the same name is a correction, and silver upserts its rows over the old ones).
+
+The ingest log ``bronze/<source>_ingest_log`` has one row per (file name, content hash): ``source,
+file_name, content_hash, size_bytes (Int64, bytes), status, reason, rows (Int64), batch_id, batch_seq,
+logged_at (Datetime UTC)``.
+
+Exactly once: bronze rows and the batch sequence number are committed atomically (a Delta ``txn``); the log is
+written after. If a crash falls between the two, the next run rebuilds the missing log rows from bronze
+itself, so a file is never ingested twice.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from lakehouse.bronze.parsing import RejectedFileError, content_hash, discover_files, parse_file, to_bronze
+from lakehouse.sources import SourceSpec
+from lakehouse.tables import BRONZE, INGEST_LOG, Lake, Landing
+
+LOG_SCHEMA = pl.Schema(
+    {
+        "source": pl.String(),
+        "file_name": pl.String(),
+        "content_hash": pl.String(),
+        "size_bytes": pl.Int64(),
+        "status": pl.String(),
+        "reason": pl.String(),
+        "rows": pl.Int64(),
+        "batch_id": pl.String(),
+        "batch_seq": pl.Int64(),
+        "logged_at": pl.Datetime("us", "UTC"),
+    }
+)
+
+
+@dataclass
+class IngestReport:
+    source: str
+    batch_seq: int
+    log: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=LOG_SCHEMA))
+
+    def count(self, status: str) -> int:
+        return self.log.filter(pl.col("status") == status).height
+
+    @property
+    def rows(self) -> int:
+        return int(self.log.get_column("rows").sum() or 0)
+
+
+def _reconcile(lake: Lake, spec: SourceSpec, now: datetime) -> pl.DataFrame:
+    """The ingest log, completed with any file present in bronze but missing from the log (crash recovery)."""
+    log = lake.read(INGEST_LOG[spec.name], list(LOG_SCHEMA)).cast(LOG_SCHEMA)
+    if not lake.exists(BRONZE[spec.name]):
+        return log
+    in_bronze = (
+        lake.scan(BRONZE[spec.name])
+        .group_by(pl.col("_source_file").alias("file_name"), pl.col("_content_hash").alias("content_hash"))
+        .agg(
+            pl.len().cast(pl.Int64).alias("rows"),
+            pl.col("_batch_id").first().alias("batch_id"),
+            pl.col("_batch_seq").first().alias("batch_seq"),
+        )
+        .collect()
+    )
+    missing = in_bronze.join(log, on=["file_name", "content_hash"], how="anti")
+    if missing.is_empty():
+        return log
+    recovered = missing.select(
+        pl.lit(spec.name).alias("source"),
+        "file_name",
+        "content_hash",
+        pl.lit(None, pl.Int64).alias("size_bytes"),
+        pl.lit("ingested").alias("status"),
+        pl.lit("recovered from bronze after an interrupted run").alias("reason"),
+        "rows",
+        "batch_id",
+        "batch_seq",
+        pl.lit(now).alias("logged_at"),
+    ).cast(LOG_SCHEMA)
+    lake.append(INGEST_LOG[spec.name], recovered)
+    return pl.concat([log, recovered])
+
+
+def reject(
+    landing: Landing, spec: SourceSpec, path: Path, digest: str, error: RejectedFileError, now: datetime
+) -> Path:
+    """Copy a rejected file intact to the rejected folder with a JSON reason beside it; return the copy."""
+    target_dir = Path(landing.rejected_dir(spec.name))
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / path.name
+    shutil.copy2(path, target)
+    reason = {
+        "source": spec.name,
+        "file_name": path.name,
+        "content_hash": digest,
+        "reason": error.reason,
+        "detail": error.detail,
+        "rejected_at": now.isoformat(),
+    }
+    (target_dir / f"{path.name}.reason.json").write_text(json.dumps(reason, indent=2))
+    return target
+
+
+def next_batch_seq(lake: Lake, spec: SourceSpec, log: pl.DataFrame) -> int:
+    """The batch sequence number of the next ingest: one more than any in the log or committed to bronze."""
+    seqs = [int(log.select(pl.col("batch_seq").max()).item() or 0)] if log.height else [0]
+    if lake.exists(BRONZE[spec.name]):
+        seqs.append(lake.consumed_version(BRONZE[spec.name]))
+    return max(seqs) + 1
+
+
+def ingest_source(
+    lake: Lake,
+    landing: Landing,
+    spec: SourceSpec,
+    batch_id: str,
+    now: datetime | None = None,
+    only: list[str] | None = None,
+) -> IngestReport:
+    """Ingest the new files of one source (see module docstring) and return what happened to each.
+
+    Args:
+        only: restrict to these file names (a sensor's batch); files already logged are still skipped.
+    """
+    now = now or datetime.now(UTC)
+    log = _reconcile(lake, spec, now)
+    batch_seq = next_batch_seq(lake, spec, log)
+    logged = set(zip(log.get_column("file_name").to_list(), log.get_column("content_hash").to_list(), strict=True))
+    first_name = {
+        h: n
+        for n, h, s in zip(log["file_name"], log["content_hash"], log["status"], strict=True)
+        if s in ("ingested", "rejected")
+    }
+    entries: list[dict] = []
+    frames: list[pl.DataFrame] = []
+    wanted = set(only) if only is not None else None
+    for path in discover_files(Path(landing.source_dir(spec.name))):
+        if wanted is not None and path.name not in wanted:
+            continue
+        payload = path.read_bytes()
+        digest = content_hash(payload)
+        if (path.name, digest) in logged:
+            continue
+        entry = {
+            "source": spec.name,
+            "file_name": path.name,
+            "content_hash": digest,
+            "size_bytes": len(payload),
+            "reason": None,
+            "rows": 0,
+            "batch_id": batch_id,
+            "batch_seq": batch_seq,
+            "logged_at": now,
+        }
+        if digest in first_name:
+            entries.append(
+                {
+                    **entry,
+                    "status": "duplicate",
+                    "reason": f"same content as {first_name[digest]} (sha256 {digest[:12]}…)",
+                }
+            )
+            continue
+        try:
+            rows = to_bronze(
+                parse_file(payload, path.name),
+                spec,
+                source_file=path.name,
+                file_hash=digest,
+                batch_id=batch_id,
+                batch_seq=batch_seq,
+                ingested_at=now,
+            )
+        except RejectedFileError as err:
+            reject(landing, spec, path, digest, err, now)
+            entries.append({**entry, "status": "rejected", "reason": str(err)})
+            first_name[digest] = path.name
+            continue
+        frames.append(rows)
+        entries.append({**entry, "status": "ingested", "rows": rows.height})
+        first_name[digest] = path.name
+        logged.add((path.name, digest))
+    if frames:
+        lake.append(BRONZE[spec.name], pl.concat(frames, how="vertical"), progress=batch_seq)
+    new_log = pl.DataFrame(entries, schema=LOG_SCHEMA) if entries else pl.DataFrame(schema=LOG_SCHEMA)
+    if entries:
+        lake.append(INGEST_LOG[spec.name], new_log)
+    return IngestReport(source=spec.name, batch_seq=batch_seq, log=new_log)

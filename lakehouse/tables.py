@@ -1,0 +1,223 @@
+"""The table catalogue: every table of the lakehouse, declared once, as data.
+
+A :class:`Table` says what a table is (layer and name, hence its asset key and its place in the lake; its natural
+and MERGE keys, its Delta partitioning, the Delta application-transaction id of its writer). A :class:`Lake` turns
+a table into a location under the lake root and reads or writes it with the keys the catalogue declares; a
+:class:`Landing` does the same for the landing zone's folders (a source's folder, its rejected folder). Nothing
+else in the code base builds a table location.
+
+Locations are strings: a local path today; the same joins give ``s3://bucket/prefix/<layer>/<name>`` for an
+object-store root, so the catalogue's interface does not change when the lake moves.
+
+| table | layer | written by | key |
+|---|---|---|---|
+| ``bronze/<source>`` | bronze | append, txn ``bronze.<source>`` = batch sequence | ``_content_hash, _row_number`` |
+| ``bronze/<source>_ingest_log`` | bronze | append | ``file_name, content_hash`` |
+| ``silver/<source>`` | silver | MERGE on the surrogate key, txn ``silver.<source>`` = consumed batch | natural key |
+| ``silver/<source>_quarantine`` | silver | MERGE on ``_content_hash, _row_number`` | same |
+| ``gold/flight_features`` | gold | overwrite | ``flight_id`` |
+| ``gold/route_daily_delays`` | gold | overwrite | ``flight_date, origin, dest`` |
+| ``gold/flight_delay_predictions`` | gold | overwrite | ``flight_id`` |
+| ``ml/feature_drift`` | ml | append (one row per column per evaluation) | ``evaluation_id, column`` |
+| ``ml/model_decisions`` | ml | append (one row per champion/challenger decision) | ``challenger_version`` |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+from deltalake import DeltaTable
+
+from lakehouse import storage
+from lakehouse.sources import SOURCES
+
+ROW_ID = ("_content_hash", "_row_number")
+"""Identity of a landed row: the sha256 of its file's bytes and its 1-based position among the file's rows."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """One Delta table of the lake.
+
+    ``merge_key``: the MERGE (upsert) key, empty for tables that are appended or overwritten; ``natural_key``: what
+    identifies a row for a reader; ``partition_by``: Delta partition columns; ``app_id``: the Delta
+    application-transaction id under which the writer commits its progress with its data (None: no progress kept).
+    """
+
+    layer: str
+    name: str
+    description: str
+    natural_key: tuple[str, ...] = ()
+    merge_key: tuple[str, ...] = ()
+    partition_by: tuple[str, ...] = ()
+    app_id: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Asset key path (``("silver", "flights")``); the Dagster ``AssetKey`` is built from it."""
+        return (self.layer, self.name)
+
+    @property
+    def path(self) -> str:
+        """``<layer>/<name>``: the location relative to the lake root, and the asset key as a user string."""
+        return f"{self.layer}/{self.name}"
+
+
+def join(root: str, *parts: str) -> str:
+    """``root/part/...`` for a local path or a URI (always ``/``; a trailing ``/`` of the root is ignored)."""
+    return "/".join([root.rstrip("/"), *parts])
+
+
+class Lake:
+    """The Delta tables under one root (a local folder; the locations are strings so a URI root fits too)."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def location(self, table: Table) -> str:
+        return join(self.root, table.layer, table.name)
+
+    def exists(self, table: Table) -> bool:
+        return storage.table_exists(self.location(table))
+
+    def version(self, table: Table) -> int:
+        """Current Delta version of ``table`` (raises ``TableNotFoundError`` when it does not exist)."""
+        return DeltaTable(self.location(table)).version()
+
+    def scan(self, table: Table, version: int | None = None) -> pl.LazyFrame:
+        return pl.scan_delta(self.location(table), version=version)
+
+    def read(self, table: Table, columns: Sequence[str] | None = None, version: int | None = None) -> pl.DataFrame:
+        """Whole table as a DataFrame (an empty frame with ``columns`` when the table does not exist yet)."""
+        if not self.exists(table):
+            return pl.DataFrame({c: [] for c in columns or []})
+        return pl.read_delta(self.location(table), columns=list(columns) if columns else None, version=version)
+
+    def consumed_version(self, table: Table) -> int:
+        """Last input batch its writer committed under ``table.app_id`` (-1 when none)."""
+        assert table.app_id is not None, f"{table.path} keeps no progress"
+        return storage.consumed_version(self.location(table), table.app_id)
+
+    def append(
+        self, table: Table, frame: pl.DataFrame, *, progress: int | None = None, metadata: dict | None = None
+    ) -> None:
+        """Append ``frame``; with ``progress``, record it under ``table.app_id`` in the same commit."""
+        storage.append(
+            self.location(table),
+            frame,
+            partition_by=table.partition_by,
+            app_id=table.app_id if progress is not None else None,
+            version=progress,
+            metadata=metadata,
+        )
+
+    def merge(self, table: Table, frame: pl.DataFrame, *, progress: int | None = None) -> dict:
+        """MERGE ``frame`` on ``table.merge_key`` (see :func:`lakehouse.storage.upsert`); returns its metrics."""
+        assert table.merge_key, f"{table.path} has no merge key"
+        return storage.upsert(
+            self.location(table),
+            frame,
+            table.merge_key,
+            partition_by=table.partition_by,
+            app_id=table.app_id if progress is not None else None,
+            version=progress,
+        )
+
+    def overwrite(self, table: Table, frame: pl.DataFrame) -> None:
+        storage.overwrite(self.location(table), frame, partition_by=table.partition_by)
+
+
+class Landing:
+    """The landing zone: ``<root>/<source>/`` where files land, ``<root>/_rejected/<source>/`` for rejected files."""
+
+    REJECTED = "_rejected"
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def source_dir(self, source: str) -> str:
+        return join(self.root, source)
+
+    def rejected_dir(self, source: str) -> str:
+        """Where rejected files of ``source`` are copied, each with ``<file>.reason.json`` beside it."""
+        return join(self.root, self.REJECTED, source)
+
+
+BRONZE: dict[str, Table] = {
+    s.name: Table(
+        "bronze",
+        s.name,
+        f"Raw `{s.name}` rows as landed, every value as text, with ingest metadata.",
+        natural_key=ROW_ID,
+        app_id=f"bronze.{s.name}",
+    )
+    for s in SOURCES.values()
+}
+INGEST_LOG: dict[str, Table] = {
+    s.name: Table(
+        "bronze",
+        f"{s.name}_ingest_log",
+        f"One row per landed `{s.name}` file version and what happened to it (ingested, duplicate, rejected).",
+        natural_key=("file_name", "content_hash"),
+    )
+    for s in SOURCES.values()
+}
+SILVER: dict[str, Table] = {
+    s.name: Table(
+        "silver",
+        s.name,
+        f"Typed, validated `{s.name}`, one row per natural key.",
+        natural_key=s.natural_key,
+        merge_key=(s.surrogate_key,),
+        partition_by=s.partition_by,
+        app_id=f"silver.{s.name}",
+    )
+    for s in SOURCES.values()
+}
+QUARANTINE: dict[str, Table] = {
+    s.name: Table(
+        "silver",
+        f"{s.name}_quarantine",
+        f"`{s.name}` rows that failed their contract, with the reason.",
+        natural_key=ROW_ID,
+        merge_key=ROW_ID,
+    )
+    for s in SOURCES.values()
+}
+FLIGHT_FEATURES = Table(
+    "gold", "flight_features", "Point-in-time feature view, one row per flight.", natural_key=("flight_id",)
+)
+ROUTE_DAILY_DELAYS = Table(
+    "gold",
+    "route_daily_delays",
+    "Delay statistics per local date and route.",
+    natural_key=("flight_date", "origin", "dest"),
+)
+PREDICTIONS = Table(
+    "gold", "flight_delay_predictions", "The champion model's P(is_late) per flight.", natural_key=("flight_id",)
+)
+FEATURE_DRIFT = Table(
+    "ml",
+    "feature_drift",
+    "PSI and a two-sample test per column per drift evaluation.",
+    natural_key=("evaluation_id", "column"),
+)
+MODEL_DECISIONS = Table(
+    "ml", "model_decisions", "One row per champion/challenger decision.", natural_key=("challenger_version",)
+)
+
+ALL_TABLES: tuple[Table, ...] = (
+    *BRONZE.values(),
+    *INGEST_LOG.values(),
+    *SILVER.values(),
+    *QUARANTINE.values(),
+    FLIGHT_FEATURES,
+    ROUTE_DAILY_DELAYS,
+    PREDICTIONS,
+    FEATURE_DRIFT,
+    MODEL_DECISIONS,
+)
+BY_PATH: dict[str, Table] = {t.path: t for t in ALL_TABLES}
+"""Catalogue entries by ``<layer>/<name>`` (the asset key as a user string)."""

@@ -1,1 +1,0 @@
-"""Pure polars transformations, one module per layer. No Dagster, no storage: testable on small frames."""
