@@ -8,5 +8,6 @@ Modules:
 * :mod:`benchmarks.floor`: the bare script, run in its own process.
 * :mod:`benchmarks.pipeline`: the full Dagster job ``medallion``, run in its own process.
 * :mod:`benchmarks.measure`: wall-clock and resident-memory measurement shared by both.
-* :mod:`benchmarks.run`: runs everything in fresh subprocesses, prints the tables, writes JSON results.
+* :mod:`benchmarks.run`: runs everything in fresh subprocesses, writes JSON results, prints the report.
+* :mod:`benchmarks.report`: the report model built from a results file, rendered as text or Markdown.
 """

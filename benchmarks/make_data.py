@@ -25,6 +25,7 @@ import polars as pl
 
 from lakehouse.landing import monthly_file_name, read_raw_table, write_atomically
 from lakehouse.sources import SOURCES
+from lakehouse.tables import Landing
 
 FLIGHT_OFFSET = 10_000  # > max real flight number (8500)
 MAX_SCALE = 100  # two-digit tail-number suffix
@@ -39,11 +40,15 @@ def replicate_flights(flights: pl.DataFrame, scale: int) -> pl.DataFrame:
     """``scale`` copies of the raw (all-String) flights table with distinct flight and tail numbers."""
     copies = [flights]
     for k in range(1, scale):
-        copies.append(flights.with_columns(
-            (pl.col("flight").cast(pl.Int32) + k * FLIGHT_OFFSET).cast(pl.String).alias("flight"),
-            pl.when(pl.col("tailnum").is_null() | (pl.col("tailnum") == "NA")).then(pl.col("tailnum"))
-            .otherwise(pl.col("tailnum") + tail_suffix(k)).alias("tailnum"),
-        ))
+        copies.append(
+            flights.with_columns(
+                (pl.col("flight").cast(pl.Int32) + k * FLIGHT_OFFSET).cast(pl.String).alias("flight"),
+                pl.when(pl.col("tailnum").is_null() | (pl.col("tailnum") == "NA"))
+                .then(pl.col("tailnum"))
+                .otherwise(pl.col("tailnum") + tail_suffix(k))
+                .alias("tailnum"),
+            )
+        )
     return pl.concat(copies, how="vertical")
 
 
@@ -75,7 +80,7 @@ def build_landing(
     """
     if not 1 <= scale <= MAX_SCALE:
         raise ValueError(f"scale must be within 1..{MAX_SCALE}, got {scale}")
-    root = Path(landing_dir)
+    zone = Landing(str(Path(landing_dir)))
     months = sorted(months)
     written: list[Path] = []
     rows: dict[str, int] = {}
@@ -85,8 +90,9 @@ def build_landing(
             raw = replicate_flights(raw, scale)
         elif name == "planes":
             raw = replicate_planes(raw, scale)
+        folder = Path(zone.source_dir(name))
         if not spec.monthly:
-            written.append(write_atomically(raw, root / name / f"{name}.csv"))
+            written.append(write_atomically(raw, folder / f"{name}.csv"))
             rows[name] = raw.height
             continue
         rows[name] = 0
@@ -94,7 +100,7 @@ def build_landing(
             part = raw.filter(pl.col("month") == str(month))
             if max_day is not None:
                 part = part.filter(pl.col("day").cast(pl.Int32) <= max_day)
-            written.append(write_atomically(part, root / name / monthly_file_name(name, month)))
+            written.append(write_atomically(part, folder / monthly_file_name(name, month)))
             rows[name] += part.height
     return {"files": len(written), "bytes": sum(p.stat().st_size for p in written), "rows": rows}
 

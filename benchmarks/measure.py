@@ -19,6 +19,7 @@ import functools
 import inspect
 import json
 import os
+import sys
 import threading
 import time
 from array import array
@@ -103,7 +104,7 @@ class RssSampler:
     def peak_between(self, start: float, end: float) -> int:
         """Largest RSS sample (bytes) in ``[start - interval, end + interval]`` (epoch seconds); 0 if none."""
         lo, hi = start - self.interval_s, end + self.interval_s
-        return max((r for t, r in zip(self.times, self.rss) if lo <= t <= hi), default=0)
+        return max((r for t, r in zip(self.times, self.rss, strict=False) if lo <= t <= hi), default=0)
 
     def other_cpu_between(self, start: float, end: float) -> float:
         """CPU seconds used by other processes between two instants (epoch seconds), >= 0; 0 if unknown."""
@@ -208,6 +209,22 @@ class CallTimers:
         if not isinstance(original, type):  # a class (called as a factory) keeps its own metadata
             timed = functools.wraps(original)(timed)
         setattr(owner, attr, staticmethod(timed) if static else timed)
+
+    def wrap_bindings(self, owner: object, attr: str, label: str, package: str) -> None:
+        """:meth:`wrap` ``owner.attr`` and every other binding of the same object in the loaded modules of
+        ``package`` (a name imported with ``from module import attr`` is a binding of its own, which patching the
+        defining module does not reach). Call it after the package's modules are imported."""
+        original = getattr(owner, attr, None)
+        if original is None:
+            self.missing.append(f"{getattr(owner, '__name__', owner)}.{attr}")
+            return
+        for name, module in list(sys.modules.items()):
+            if module is owner or module is None or not (name == package or name.startswith(package + ".")):
+                continue
+            for bound, value in list(vars(module).items()):
+                if value is original:
+                    self.wrap(module, bound, label)
+        self.wrap(owner, attr, label)
 
     def wrap_all(self, owner: object, label: str, predicate=None) -> None:
         """Wrap every public plain function of a module (defined in it) or every public method of a class."""

@@ -35,7 +35,6 @@ import time
 _T0 = time.perf_counter()
 
 import dagster as dg  # noqa: E402
-import mlflow  # noqa: E402
 
 from lakehouse.definitions import build_definitions  # noqa: E402
 
@@ -51,19 +50,31 @@ from dagster._core.events import DagsterEventType  # noqa: E402
 
 from benchmarks.measure import CallTimers, RssSampler, StepClock, timed, vm_hwm_bytes, write_json  # noqa: E402
 from lakehouse.cli import skip_final_gc  # noqa: E402
-from lakehouse.settings import LakehouseSettings  # noqa: E402
+from lakehouse.metadata import asset_key  # noqa: E402
+from lakehouse.ml.assets import MODEL_KEY  # noqa: E402
+from lakehouse.resources import build_resources, ensure_experiment  # noqa: E402
+from lakehouse.settings import Settings  # noqa: E402
+from lakehouse.tables import (  # noqa: E402
+    BY_PATH,
+    FEATURE_DRIFT,
+    FLIGHT_FEATURES,
+    PREDICTIONS,
+    ROUTE_DAILY_DELAYS,
+)
 
-STAGE_BY_STEP = {
-    "gold__flight_features": "gold",
-    "gold__route_daily_delays": "gold",
-    "ml__flight_delay_model": "train",
-    "gold__flight_delay_predictions": "predict",
-    "ml__feature_drift": "monitor",
+STAGE_BY_KEY: dict[dg.AssetKey, str] = {  # the layers bronze and silver are stages of their own
+    asset_key(FLIGHT_FEATURES): "gold",
+    asset_key(ROUTE_DAILY_DELAYS): "gold",
+    MODEL_KEY: "train",
+    asset_key(PREDICTIONS): "predict",
+    asset_key(FEATURE_DRIFT): "monitor",
 }
+STAGE_BY_STEP = {key.to_python_identifier(): stage for key, stage in STAGE_BY_KEY.items()}
 
 
 def stage_of(step_key: str) -> str:
-    """Benchmark stage of a Dagster step key (``bronze__flights`` -> ``bronze``)."""
+    """Benchmark stage of a Dagster step key (``bronze__flights`` -> ``bronze``; check steps of an asset belong
+    to its stage)."""
     if step_key in STAGE_BY_STEP:
         return STAGE_BY_STEP[step_key]
     prefix = step_key.split("__", 1)[0]
@@ -73,41 +84,39 @@ def stage_of(step_key: str) -> str:
 def instrument(timers: CallTimers) -> None:
     """Wrap the functions whose share of the step time is worth knowing (labels are what the report shows).
 
-    Generic where the code under test moves fast: every public MLflow function and ``MlflowClient`` method, every
-    function of ``lakehouse.plots``. Within one label family (text before ``:``) only the outermost call counts.
+    Functions of the lakehouse are wrapped where they are defined *and* wherever a module bound them with ``from
+    ... import`` (:meth:`CallTimers.wrap_bindings`). Generic where the code under test moves fast: every public
+    MLflow function and ``MlflowClient`` method, every function of :mod:`lakehouse.ml.plots`. Within one label
+    family (text before ``:``) only the outermost call counts. A name that no longer exists is listed in
+    ``attribution_missing``, a wrapper never called shows 0 calls; the report flags both.
     """
     import dagster_mlflow.resources as dmr
     import mlflow.artifacts
     import mlflow.lightgbm
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
     from mlflow.tracking import MlflowClient
 
-    from lakehouse import resources, storage
-    from lakehouse.assets import silver as silver_assets
-    from lakehouse.transforms import gold, silver, training
+    from lakehouse import metadata, resources
+    from lakehouse.gold import features
+    from lakehouse.ml import drift, plots, training
+    from lakehouse.silver import conform
 
-    timers.wrap(silver_assets, "conform", "compute: silver conform (incl. Pandera)")
-    timers.wrap(silver, "failure_reasons", "pandera: validate (silver)")
-    timers.wrap(gold, "flight_features", "compute: gold flight_features")
-    timers.wrap(training, "train", "compute: LightGBM train")
-    timers.wrap(training, "predict", "compute: LightGBM predict")
-    try:
-        from lakehouse.transforms import drift
-        timers.wrap(drift, "drift_report", "compute: drift report (PSI, KS)")
-    except ImportError:
-        pass
-    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+    def lakehouse_function(owner: object, attr: str, label: str) -> None:
+        timers.wrap_bindings(owner, attr, label, package="lakehouse")
 
+    lakehouse_function(conform, "conform", "compute: silver conform (incl. Pandera)")
+    lakehouse_function(conform, "failure_reasons", "pandera: validate (silver)")
+    lakehouse_function(features, "flight_features", "compute: gold flight_features")
+    lakehouse_function(training, "train", "compute: LightGBM train")
+    lakehouse_function(training, "predict", "compute: LightGBM predict")
+    lakehouse_function(drift, "drift_report", "compute: drift report (PSI, KS)")
     # every event of the run (steps, checks, materializations, run start/end), inside steps or not
     timers.wrap(SqliteEventLogStorage, "store_event", "dagster: event log writes (SQLite, whole run)")
-    timers.wrap(storage, "table_metadata", "metadata: row count + schema + version scans")
-    timers.wrap(storage, "metadata_table", "metadata: sample tables")
-    try:
-        from lakehouse import plots
-        timers.wrap_all(plots, "reporting: matplotlib plots (PNG)")
-    except ImportError:
-        pass
+    lakehouse_function(metadata, "table_metadata", "metadata: row count + schema + version scans")
+    lakehouse_function(metadata, "metadata_table", "metadata: sample tables")
+    timers.wrap_all(plots, "reporting: matplotlib plots (PNG)")
     # MLflow: the resource's initialisation first (outermost), then the model log/load, then everything else.
-    timers.wrap(resources, "ensure_experiment", "mlflow: resource init (store, experiment, run start)")
+    lakehouse_function(resources, "ensure_experiment", "mlflow: resource init (store, experiment, run start)")
     timers.wrap(resources, "MlFlow", "mlflow: resource init (store, experiment, run start)")
     timers.wrap(mlflow.lightgbm, "log_model", "mlflow: log_model + register")
     timers.wrap(mlflow.lightgbm, "load_model", "mlflow: load_model")
@@ -131,57 +140,63 @@ def step_times(instance: dg.DagsterInstance, run_id: str, clock: StepClock) -> N
 
 
 def sanity_figures(result: dg.ExecuteInProcessResult | dg.ExecuteJobResult) -> dict:
-    """Row counts and model figures from the materialization metadata (to check both sides did the same work)."""
+    """Row counts and model figures from the materialization metadata (to check both sides did the same work),
+    named as the floor names them (``silver_flights_rows``, ``silver_flights_quarantined``, ...)."""
     out: dict = {}
     for event in result.get_asset_materialization_events():
         m = event.materialization
-        key = "_".join(m.asset_key.path)
         meta = {k: v.value for k, v in m.metadata.items()}
-        if key.startswith("bronze_"):
-            out[f"{key}_rows"] = meta.get("dagster/row_count")
-        elif key.startswith("silver_"):
-            out[f"{key}_rows"] = meta.get("dagster/row_count")
-            out[f"{key}_quarantined"] = meta.get("rows_quarantined")
-        elif key in ("gold_flight_features", "gold_route_daily_delays"):
-            out[f"{key}_rows"] = meta.get("dagster/row_count")
-        elif key == "ml_flight_delay_model":
-            out.update(best_iteration=meta.get("best_iteration"), train_rows=meta.get("train_rows"),
-                       valid_roc_auc=meta.get("valid_roc_auc"), test_roc_auc=meta.get("test_roc_auc"))
-        elif key == "gold_flight_delay_predictions":
+        table = BY_PATH.get(m.asset_key.to_user_string())
+        if m.asset_key == MODEL_KEY:
+            out.update(
+                seed=meta.get("seed"),
+                best_iteration=meta.get("best_iteration"),
+                train_rows=meta.get("train_rows"),
+                valid_roc_auc=meta.get("valid_roc_auc"),
+                test_roc_auc=meta.get("test_roc_auc"),
+            )
+        elif table is None:
+            continue
+        elif table == PREDICTIONS:
             out["predictions_rows"] = meta.get("rows_scored")
-        elif key == "ml_feature_drift":
+        elif table == FEATURE_DRIFT:
             out["max_psi"] = meta.get("max_psi")
+        elif table.layer in ("bronze", "silver") or table in (FLIGHT_FEATURES, ROUTE_DAILY_DELAYS):
+            out[f"{table.layer}_{table.name}_rows"] = meta.get("dagster/row_count")
+            if table.layer == "silver":
+                out[f"silver_{table.name}_quarantined"] = meta.get("rows_quarantined")
     return out
 
 
 EXECUTORS = {  # run config of the job's default executor (multi_or_in_process_executor) for each choice
     "in_process": None,
     "multiprocess": {"execution": {"config": {"multiprocess": {}}}},
-    "forkserver": {"execution": {"config": {"multiprocess": {"start_method": {
-        "forkserver": {"preload_modules": ["lakehouse.definitions"]}}}}}},
+    "forkserver": {
+        "execution": {
+            "config": {"multiprocess": {"start_method": {"forkserver": {"preload_modules": ["lakehouse.definitions"]}}}}
+        }
+    },
 }
 
 
 def medallion_job() -> dg.JobDefinition:
     """The ``medallion`` job wired to the ``LAKEHOUSE_*`` environment variables; module level so that
     ``dg.reconstructable`` can rebuild it in the step processes of the multiprocess executor."""
-    return build_definitions(LakehouseSettings.from_env()).resolve_job_def("medallion")
+    return build_definitions(Settings.from_env()).resolve_job_def("medallion")
 
 
 def create_stores(work: Path, out: str) -> int:
     """Create, in ``work``, the persistent Dagster instance (SQLite run, event-log and schedule storage) and the
     MLflow SQLite store with the lakehouse's experiment, as the first run on a machine does (both run their
     schema migrations then); later runs reuse them. Writes ``{"kind": "stores", "stores_s": seconds}``."""
-    from lakehouse.resources import ensure_experiment
-
     figures: dict = {"kind": "stores", "import_s": IMPORT_S}
     with timed(figures, "stores_s"):
         (work / "dagster").mkdir(parents=True, exist_ok=True)
         instance = dg.DagsterInstance.local_temp(tempdir=str(work / "dagster"))
         instance.get_runs_count()  # touch the run storage
-        settings = LakehouseSettings.from_env(data_dir=work)  # the paths main() passes to the run
-        ensure_experiment(settings.mlflow_tracking_uri, settings.mlflow_experiment, settings.mlflow_artifact_location)
-        mlflow.MlflowClient().search_registered_models()  # touch the model registry store
+        registry = build_resources(Settings.from_env(data_dir=work))["registry"]  # what main() passes to the run
+        ensure_experiment(registry.tracking_uri, registry.experiment, registry.artifact_location)
+        registry.client().search_registered_models()  # touch the model registry store
     write_json(out, figures)
     return 0
 
@@ -191,15 +206,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--landing", required=True, help="landing zone root (read only)")
     parser.add_argument("--work", required=True, help="empty folder for the lake, MLflow and the Dagster instance")
     parser.add_argument("--out", required=True, help="JSON file for the measurements")
-    parser.add_argument("--executor", choices=tuple(EXECUTORS), default="in_process",
-                        help="in_process (as the tests and `lakehouse run`); multiprocess (Dagster's default for "
-                             "runs launched by the webserver, sensors and schedules: a fresh process per step); "
-                             "forkserver (multiprocess, steps forked from a server that preloaded "
-                             "lakehouse.definitions)")
+    parser.add_argument(
+        "--executor",
+        choices=tuple(EXECUTORS),
+        default="in_process",
+        help="in_process (as the tests and `lakehouse run`); multiprocess (Dagster's default for "
+        "runs launched by the webserver, sensors and schedules: a fresh process per step); "
+        "forkserver (multiprocess, steps forked from a server that preloaded "
+        "lakehouse.definitions)",
+    )
     parser.add_argument("--no-attribution", action="store_true", help="do not wrap functions to attribute time")
-    parser.add_argument("--stores-only", action="store_true",
-                        help="only create the Dagster instance and the MLflow store (with the experiment) in --work: "
-                             "what the first run on a new machine does once")
+    parser.add_argument(
+        "--stores-only",
+        action="store_true",
+        help="only create the Dagster instance and the MLflow store (with the experiment) in --work: "
+        "what the first run on a new machine does once",
+    )
     args = parser.parse_args(argv)
     skip_final_gc()  # as the `lakehouse` command does
     work = Path(args.work).resolve()
@@ -214,19 +236,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             instrument(timers)
     sampler = RssSampler().start()
     with timed(figures, "setup_s"):
-        paths = {"LAKEHOUSE_DATA_DIR": str(work), "LAKEHOUSE_LANDING_DIR": str(Path(args.landing).resolve()),
-                 "LAKEHOUSE_LAKE_DIR": str(work / "lake"),
-                 "LAKEHOUSE_MLFLOW_URI": f"sqlite:///{work / 'mlflow' / 'mlflow.db'}",
-                 "LAKEHOUSE_MLFLOW_ARTIFACTS": str(work / "mlflow" / "artifacts")}
-        os.environ.update(paths)  # inherited by the step processes
+        # the locations Settings.from_env(work) gives (as --stores-only created them), with the landing zone
+        # elsewhere; through the environment so that the step processes of the multiprocess executor see them too
+        settings = Settings.from_env(data_dir=work)
+        os.environ.update(
+            {
+                "LAKEHOUSE_DATA_DIR": str(work),
+                "LAKEHOUSE_LANDING_DIR": str(Path(args.landing).resolve()),
+                "LAKEHOUSE_LAKE_DIR": settings.lake_dir,
+                "LAKEHOUSE_MLFLOW_URI": settings.mlflow_tracking_uri,
+                "LAKEHOUSE_MLFLOW_ARTIFACTS": settings.mlflow_artifact_location,
+            }
+        )
         (work / "dagster").mkdir(parents=True, exist_ok=True)
         instance = dg.DagsterInstance.local_temp(tempdir=str(work / "dagster"))
         job = None if multiprocess else medallion_job()
     with ExitStack() as stack:
         with timed(figures, "run_s"):
             if multiprocess:
-                result = stack.enter_context(dg.execute_job(dg.reconstructable(medallion_job), instance=instance,
-                                                            run_config=EXECUTORS[args.executor]))
+                result = stack.enter_context(
+                    dg.execute_job(
+                        dg.reconstructable(medallion_job), instance=instance, run_config=EXECUTORS[args.executor]
+                    )
+                )
             else:
                 result = job.execute_in_process(instance=instance)
         sampler.stop()
@@ -235,14 +267,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         clock = StepClock()
         step_times(instance, result.run_id, clock)
         checks = sanity_figures(result)
-    write_json(args.out, {
-        **figures,
-        **clock.finish(sampler),
-        "vm_hwm_bytes": vm_hwm_bytes(),
-        "attribution": timers.totals,
-        "attribution_missing": timers.missing,
-        "checks": checks,
-    })
+    write_json(
+        args.out,
+        {
+            **figures,
+            **clock.finish(sampler),
+            "vm_hwm_bytes": vm_hwm_bytes(),
+            "attribution": timers.totals,
+            "attribution_missing": timers.missing,
+            "checks": checks,
+        },
+    )
     return 0
 
 
