@@ -1,8 +1,8 @@
-# Developer commands. Everything runs in the locked environment (uv sync --frozen --extra dev).
+# Developer commands (after `source .venv/bin/activate`). Everything runs in the locked environment.
 .PHONY: setup test test-all lint format typecheck dev bench ci
 
 setup:            ## install the locked environment with the dev tools
-	uv sync --frozen --extra dev
+	uv sync --frozen --inexact --extra dev
 
 test:             ## the fast lane: every test not marked slow (random order)
 	uv run --frozen pytest -m "not slow"

@@ -4,6 +4,7 @@
     lakehouse land --months 7        land more months (simulates data arriving)
     lakehouse summary                rows per table, quarantine, model metrics (reads only)
     lakehouse recover                mark dead runs failed and free their concurrency slots
+    lakehouse repair                 move damaged tables aside; the next run rebuilds them
     lakehouse ui                     the Dagster UI and daemons (dg dev) on this code location
 
 Runs go to the persistent Dagster instance in ``$DAGSTER_HOME`` (default ``<data>/dagster``), so they show up in
@@ -137,14 +138,36 @@ def champion_lines(settings: Settings, lake: Lake) -> list[str]:
     return lines
 
 
+def refuse_damage(settings: Settings) -> None:
+    """Stop with one line per damaged table (and what to do) before anything reads or writes it.
+
+    Raises:
+        click.ClickException: the lake or the tracking store is damaged (:mod:`lakehouse.repair`).
+    """
+    from lakehouse.repair import find_damage
+
+    damage = find_damage(Lake(settings.lake_dir), settings.mlflow_tracking_uri)
+    if damage:
+        lines = "\n".join(f"lakehouse: {d.describe()}" for d in damage)
+        raise click.ClickException(
+            f"{lines.removeprefix('lakehouse: ')}\nlakehouse: nothing was run; `uv run lakehouse repair` moves the "
+            "damaged tables aside and the next run rebuilds them from what is kept (see lakehouse/repair.py)"
+        )
+
+
 def summary(settings: Settings) -> str:
     """A short text report of the lake: rows per table, quarantined rows, the champion model's metrics."""
     import polars as pl
 
+    from lakehouse.repair import find_damage
+
     lake = Lake(settings.lake_dir)
+    damaged = {d.table: d for d in find_damage(lake) if d.table is not None}
     lines = ["", f"Lake: {settings.lake_dir}", f"{'table':<38}{'rows':>10}{'version':>9}"]
     for table in sorted(ALL_TABLES, key=lambda t: t.path):
-        if lake.exists(table):
+        if table in damaged:
+            lines.append(f"{table.path:<38}  DAMAGED: {damaged[table].problems[0]}")
+        elif lake.exists(table):
             rows = lake.scan(table).select(pl.len()).collect().item()
             lines.append(f"{table.path:<38}{rows:>10,}{lake.version(table):>9}")
     lines += champion_lines(settings, lake)
@@ -183,6 +206,7 @@ def run(months: Sequence[int]) -> int:
     with runs.exclusive(data, "run"):
         import dagster as dg
 
+        refuse_damage(settings)  # before the stores are opened: a missing tracking store must not be recreated
         ensure_stores(settings)
         landing_zone = Landing(settings.landing_dir)
         missing = [m for m in months if m not in have]
@@ -269,7 +293,37 @@ def land_command(months: str, sources: str, max_day: int | None, landing_dir: st
 def summary_command() -> None:
     """Print rows per table, quarantined rows and the champion's metrics (reads only)."""
     checked_data_dir(create=False)
-    click.echo(summary(Settings.from_env()))
+    text = summary(Settings.from_env())
+    click.echo(text)
+    if "DAMAGED:" in text:
+        raise click.ClickException("the lake is damaged (see above): `uv run lakehouse repair`")
+
+
+@cli.command("repair")
+@click.option(
+    "--forget-models",
+    is_flag=True,
+    help="Also move the model history (decisions, drift, predictions) aside, when the tracking store is lost for good.",
+)
+def repair_command(forget_models: bool) -> None:
+    """Move damaged tables aside so the next run rebuilds them from what is kept (nothing is deleted)."""
+    from lakehouse import runs
+    from lakehouse.repair import find_damage, repair
+
+    data = checked_data_dir(create=False)
+    settings = Settings.from_env()
+    with runs.exclusive(data, "repair"):
+        lake = Lake(settings.lake_dir)
+        damage = find_damage(lake, settings.mlflow_tracking_uri)
+        for d in damage:
+            click.echo(d.describe())
+        actions = repair(lake, damage, forget_models=forget_models)
+        for line in actions:
+            click.echo(line)
+        if not actions:
+            click.echo("nothing to repair" if not damage else "nothing repaired (see above)")
+        elif any(d.table is None for d in damage) and not forget_models:
+            click.echo("the tracking store is still missing: restore it, or rerun with --forget-models")
 
 
 @cli.command("recover")
@@ -303,9 +357,14 @@ def ui_command(port: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one line on stderr for usage errors (exit 2) and a busy data folder (exit 75)."""
+    import warnings
+
     from lakehouse.runs import Busy
 
     skip_final_gc()
+    # dagster marks dagster-mlflow's resource and hook, and a few APIs used here, beta/preview: said once in
+    # docs/stack-notes.md, not on every command
+    warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="lakehouse", standalone_mode=False)
     except click.UsageError as exc:

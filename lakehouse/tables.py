@@ -24,8 +24,10 @@ object-store root, so the catalogue's interface does not change when the lake mo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import polars as pl
 from deltalake import DeltaTable
@@ -127,6 +129,34 @@ class Lake:
 
     def overwrite(self, table: Table, frame: pl.DataFrame) -> None:
         storage.overwrite(self.location(table), frame, partition_by=table.partition_by)
+
+    def damage(self, table: Table, version: int | None = None) -> list[str]:
+        """What is wrong with the data files of ``table`` (at ``version``, default the latest), one line each:
+        a file the Delta log lists that is missing, or whose size differs from the size the log recorded
+        (truncated or overwritten). Empty when intact, when the table does not exist, or for a non-local root
+        (object stores are not checked here).
+
+        A truncated Parquet file makes polars panic while reading (``PanicException: assertion failed:
+        range.end as u64 <= self.size``, naming neither table nor file); this check names both, from metadata and
+        file sizes only, without reading data.
+        """
+        location = self.location(table)
+        if "://" in self.root or not self.exists(table):
+            return []
+        actions = pl.DataFrame(DeltaTable(location, version=version).get_add_actions(flatten=True))
+        problems = []
+        for path, size in actions.select("path", "size_bytes").iter_rows():
+            file = os.path.join(location, unquote(path))
+            try:
+                actual = os.path.getsize(file)
+            except OSError:
+                problems.append(f"{file} is missing")
+                continue
+            if actual != size:
+                problems.append(
+                    f"{file} has {actual:,} bytes, the Delta log recorded {size:,} (truncated or overwritten)"
+                )
+        return problems
 
 
 class Landing:

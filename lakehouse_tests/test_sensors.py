@@ -41,16 +41,16 @@ def write_small_files(folder, raw_flights, count, rows_each=20, prefix="part"):
 def test_ticks_wait_for_stable_files_batch_them_and_keep_a_small_cursor(tmp_path, raw_flights):
     settings = Settings.from_env(tmp_path)
     clock = Clock()
-    sensor = build_landing_sensor(settle_seconds=2.0, max_files_per_run=100, clock=clock)
+    sensor = build_landing_sensor(settle_seconds=60.0, max_files_per_run=100, clock=clock)
     folder = landing_folder(settings, "flights")
     with dg.instance_for_test() as instance:
         write_small_files(folder, raw_flights, 250)
         (folder / "being_copied.csv.part").write_text("year,month\n2013,")
         (folder / ".hidden.csv").write_text("x")
-        clock.now = time.time()  # the files have just landed
+        clock.now = time.time()  # the files have just landed (writing them takes far less than the settle time)
         first = tick(sensor, instance, settings)
         assert not first.run_requests  # every file is younger than the settle time
-        clock.advance(2.1)
+        clock.advance(61)
         second = tick(sensor, instance, settings, first.cursor)
         assert len(second.run_requests) == 3
         batches = [r.run_config["ops"]["bronze__flights"]["config"]["files"] for r in second.run_requests]
@@ -74,10 +74,10 @@ def test_ticks_wait_for_stable_files_batch_them_and_keep_a_small_cursor(tmp_path
         third = tick(sensor, instance, settings, second.cursor)
         assert not third.run_requests and "no new stable files" in third.skip_reason.skip_message
 
-        clock.now = time.time()  # the file lands now ...
         raw_flights.slice(9000, 5).write_csv(folder / "late_arrival.csv")
+        clock.now = time.time()  # the file has just landed ...
         assert not tick(sensor, instance, settings, third.cursor).run_requests  # ... and is not stable yet
-        clock.advance(2.1)
+        clock.advance(61)
         fourth = tick(sensor, instance, settings, third.cursor)
         assert [r.run_config["ops"]["bronze__flights"]["config"]["files"] for r in fourth.run_requests] == [
             ["late_arrival.csv"]
