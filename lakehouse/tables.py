@@ -36,7 +36,8 @@ from lakehouse import storage
 from lakehouse.sources import SOURCES
 
 ROW_ID = ("_content_hash", "_row_number")
-"""Identity of a landed row: the sha256 of its file's bytes and its 1-based position among the file's rows."""
+"""Identity of a landed row: the sha256 of its file's bytes and its 1-based line in the file, header not counted
+(see :mod:`lakehouse.bronze.parsing`, "Row numbers")."""
 
 
 @dataclass(frozen=True)

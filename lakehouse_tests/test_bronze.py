@@ -1,16 +1,19 @@
-"""Bronze transforms: formats, encodings, schema drift, ingest metadata."""
+"""Bronze transforms: formats, encodings, schema drift, bad lines, row numbers, ingest metadata."""
 
 import gzip
 import io
 import json
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
 
 from lakehouse.bronze.parsing import (
+    PARSE_COLUMNS,
     RejectedFileError,
     content_hash,
     discover_files,
+    empty_bronze,
     parse_file,
     to_bronze,
 )
@@ -24,8 +27,34 @@ def test_csv_values_stay_raw_text(raw_flights):
     head = raw_flights.head(50)
     payload = head.write_csv().encode()
     parsed = parse_file(payload, "flights_2013_01.csv")
-    assert parsed.schema == pl.Schema(dict.fromkeys(head.columns, pl.String))
-    assert parsed.equals(head)
+    assert parsed.schema == pl.Schema({**dict.fromkeys(head.columns, pl.String), **PARSE_COLUMNS})
+    assert parsed.drop(*PARSE_COLUMNS).equals(head)
+    assert parsed.get_column("_row_number").to_list() == list(range(1, 51))
+    assert parsed.get_column("_parse_error").null_count() == 50
+
+
+def test_row_numbers_are_file_lines_below_the_header_and_blank_lines_are_skipped():
+    payload = b'carrier,name\r\n9E,Endeavor\r\n\r\nAA,"American\r\nAirlines"\r\nB6\r\nUA,United\r\n\r\n'
+    parsed = parse_file(payload, "a.csv")  # a quoted field spans lines 4-5: the csv module splits the file
+    assert parsed.select("carrier", "name", "_row_number").rows() == [
+        ("9E", "Endeavor", 1),
+        ("AA", "American\nAirlines", 3),
+        (None, None, 5),
+        ("UA", "United", 6),
+    ]
+    assert parsed.get_column("_corrupt_record").to_list() == [None, None, "B6", None]
+    assert parsed["_parse_error"][2] == "field_count: line 6 has 1 fields, the header has 2"
+
+
+def test_bad_lines_become_bronze_rows_with_the_raw_line_and_no_rescued_data():
+    raw = parse_file(b"carrier,name,alliance\n9E,Endeavor,SkyTeam\nAA\nB6,JetBlue,none\n", "a.csv")
+    out = bronze_of("airlines", raw)
+    assert out.columns == list(empty_bronze(SOURCES["airlines"]).columns)
+    assert out.select("carrier", "_rescued_data", "_corrupt_record", "_row_number").rows() == [
+        ("9E", '{"alliance":"SkyTeam"}', None, 1),
+        (None, None, "AA", 2),
+        ("B6", '{"alliance":"none"}', None, 3),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -49,7 +78,26 @@ def test_parquet_values_become_text():
     buf = io.BytesIO()
     pl.DataFrame({"carrier": ["9E"], "name": ["Endeavor"], "n": [3]}).write_parquet(buf)
     frame = parse_file(buf.getvalue(), "x.parquet")
-    assert frame.schema["n"] == pl.String and frame.row(0) == ("9E", "Endeavor", "3")
+    assert frame.schema["n"] == pl.String and frame.row(0) == ("9E", "Endeavor", "3", 1, None, None)
+
+
+def test_typed_parquet_values_become_the_text_silver_parses():
+    instants = [datetime(2013, 1, 1, 10, tzinfo=UTC), datetime(2013, 7, 1, 4, 30, 0, 500_000, tzinfo=UTC), None]
+    frame = pl.DataFrame({"t": instants}).with_columns(
+        pl.col("t").dt.convert_time_zone("America/New_York").alias("aware"),
+        pl.col("t").dt.replace_time_zone(None).alias("naive"),
+        pl.Series("code", ["EWR", "JFK", "EWR"], dtype=pl.Categorical),
+        pl.Series("small", [1, -2, None], dtype=pl.Int8),
+        pl.Series("nested", [[1, 2], [], None], dtype=pl.List(pl.Int64)),
+    )
+    buf = io.BytesIO()
+    frame.drop("t").write_parquet(buf)
+    parsed = parse_file(buf.getvalue(), "typed.parquet")
+    assert parsed.drop(*PARSE_COLUMNS).rows() == [
+        ("2013-01-01T10:00:00Z", "2013-01-01 10:00:00", "EWR", "1", "[1,2]"),
+        ("2013-07-01T04:30:00.500Z", "2013-07-01 04:30:00.500", "JFK", "-2", "[]"),
+        (None, None, "EWR", None, None),
+    ]
 
 
 def test_non_utf8_file_is_rejected_with_reason():
@@ -57,6 +105,29 @@ def test_non_utf8_file_is_rejected_with_reason():
     with pytest.raises(RejectedFileError) as err:
         parse_file(payload, "airlines.csv")
     assert err.value.reason == "encoding" and "UTF-8" in str(err.value)
+
+
+def test_one_undecodable_line_among_many_is_a_bad_line_not_a_rejection():
+    payload = AIRLINES_CSV + "XX,Compañía\n".encode("latin-1") + b"B6,JetBlue Airways\n"
+    parsed = parse_file(payload, "airlines.csv")
+    assert parsed.get_column("carrier").to_list() == ["9E", "AA", None, "B6"]
+    assert parsed["_corrupt_record"][2] == "XX,Compa\\xf1\\xeda"
+    assert parsed["_parse_error"][2].startswith("encoding: line 4 is not valid UTF-8")
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"carrier;name\n9E;Endeavor\n", "delimiter"),
+        (b"", "unreadable"),
+        (b'[{"carrier": "9E"},', "unreadable"),  # a JSON array that never closes
+    ],
+)
+def test_unreadable_wholes_are_rejected(payload, reason):
+    name = "a.json" if payload.startswith(b"[") else "a.csv"
+    with pytest.raises(RejectedFileError) as err:
+        parse_file(payload, name)
+    assert err.value.reason == reason
 
 
 def test_missing_required_column_rejects_the_file():

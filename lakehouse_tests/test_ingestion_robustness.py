@@ -63,14 +63,15 @@ def test_a_mixed_folder_converges(tmp_path, raw_flights):
         pl.when(pl.int_range(pl.len()) < 3).then(pl.lit("soon")).otherwise(pl.col("dep_delay")).alias("dep_delay")
     )
     typed_bad.write_csv(folder / "typed_bad.csv")
-    # Files rejected whole: truncated, corrupt gzip, Latin-1, a required column missing.
+    # A file cut off mid-row keeps its good rows; only the cut line is quarantined, with its line number.
+    # Files rejected whole: corrupt gzip, Latin-1, a required column missing.
     full = jan.slice(700, 50).write_csv().encode()
     (folder / "truncated.csv").write_bytes(full[: len(full) // 2])
     (folder / "corrupt.csv.gz").write_bytes(gzip.compress(full)[:200])
     latin = jan.slice(750, 5).with_columns(pl.lit("N\u00e9W").alias("tailnum")).write_csv().encode("latin-1")
     (folder / "latin1.csv").write_bytes(latin)
     jan.slice(800, 5).drop("carrier").write_csv(folder / "no_carrier.csv")
-    rejected_names = {"truncated.csv", "corrupt.csv.gz", "latin1.csv", "no_carrier.csv"}
+    rejected_names = {"corrupt.csv.gz", "latin1.csv", "no_carrier.csv"}
 
     with dg.instance_for_test() as instance:
         result = run_flights(settings, instance, raise_on_error=False)
@@ -84,8 +85,14 @@ def test_a_mixed_folder_converges(tmp_path, raw_flights):
             assert silver.filter(pl.col("_source_file") == name).height == rows.height, name
         assert status["plain_copy.csv"] == "duplicate"
         assert silver.filter(pl.col("_source_file") == "typed_bad.csv").height == 7
-        assert quarantine.get_column("_row_number").sort().to_list() == [1, 2, 3]
-        assert all("dep_delay is not a valid value: soon" in r for r in quarantine["reason"])
+        typed_q = quarantine.filter(pl.col("_source_file") == "typed_bad.csv")
+        assert typed_q.get_column("_row_number").sort().to_list() == [1, 2, 3]
+        assert all("dep_delay is not a valid value: soon" in r for r in typed_q["reason"])
+        assert status["truncated.csv"] == "ingested"
+        assert silver.filter(pl.col("_source_file") == "truncated.csv").height == 24
+        cut = quarantine.filter(pl.col("_source_file") == "truncated.csv")
+        assert cut.select("_row_number", "failed_checks").rows() == [(25, "parse:truncated")]
+        assert "line 26" in cut["reason"][0] and "cut off" in cut["reason"][0]
         assert {n for n, s in status.items() if s == "rejected"} == rejected_names
         rejected_dir = rejected_folder(settings, "flights")
         for name in rejected_names:
@@ -94,7 +101,6 @@ def test_a_mixed_folder_converges(tmp_path, raw_flights):
             reason = json.loads((rejected_dir / f"{name}.reason.json").read_text())
             assert reason["reason"] in {"truncated", "unreadable", "encoding", "missing_columns"}
         assert json.loads((rejected_dir / "latin1.csv.reason.json").read_text())["reason"] == "encoding"
-        assert json.loads((rejected_dir / "truncated.csv.reason.json").read_text())["reason"] == "truncated"
         assert checks_of(result, "silver/flights")["row_accounting"]["passed"]
         assert not checks_of(result, "bronze/flights")["no_rejected_files"]["passed"]
 

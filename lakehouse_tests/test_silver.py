@@ -1,5 +1,6 @@
 """Silver transforms: typing, surrogate keys, DST-correct timestamps, quarantine, deduplication."""
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -8,6 +9,7 @@ import polars as pl
 from pandera.engines import polars_engine as pe
 
 from lakehouse import contracts
+from lakehouse.bronze.parsing import parse_file
 from lakehouse.silver.conform import cast_types, conform, latest_per_key, namespace, uuid5_series
 from lakehouse.sources import SOURCES, UTC_HOUR, source_spec
 from lakehouse_tests.helpers import bronze_of
@@ -165,3 +167,49 @@ def test_impossible_wind_speed_is_quarantined_but_missing_gust_is_not():
     out = conform(bronze_of("weather", weather), SOURCES["weather"])
     assert out.quarantine.height == 1 and "wind_speed" in out.quarantine["reason"][0]
     assert out.valid.get_column("wind_gust").null_count() > 0
+
+
+def test_unparseable_bronze_rows_are_quarantined_with_the_parse_error(raw_flights):
+    payload = raw_flights.head(4).write_csv().encode() + b"2013,1,1,517\n"  # a fifth line, 4 fields
+    raw = parse_file(payload, "f.csv")
+    out = conform(bronze_of("flights", raw), FLIGHTS)
+    assert out.valid.height == 4
+    (q,) = out.quarantine.iter_rows(named=True)
+    assert q["_row_number"] == 5 and q["failed_checks"] == "parse:field_count"
+    assert q["reason"] == "could not be parsed: line 6 has 4 fields, the header has 19"
+    assert json.loads(q["record"]) == {"_corrupt_record": "2013,1,1,517"}
+
+
+def test_bronze_written_before_the_parse_columns_existed_still_conforms(raw_flights):
+    old = bronze_of("flights", raw_flights.head(3)).drop("_corrupt_record", "_parse_error")
+    out = conform(old, FLIGHTS)
+    assert out.valid.height == 3 and out.quarantine.is_empty()
+
+
+def test_every_quarantine_reason_is_readable_and_short(raw_flights):
+    rows = raw_flights.head(3).with_columns(
+        pl.Series("origin", [None, "JFK", "EWR"]),
+        pl.Series("dep_delay", ["2", "x" * 500, "4"]),
+        pl.Series("dest", ["IAH", "IAH", "TOO-LONG-CODE"]),
+    )
+    q = conform_flights(rows).quarantine.sort("_row_number")
+    assert q.get_column("reason").to_list() == [
+        "origin is missing (null) but required",
+        f"dep_delay is not a valid value: {'x' * 60}…(500 chars)",
+        "dest failed str_length(3, 4) (value TOO-LONG-CODE); dest failed str_matches('^[A-Z0-9]{3}$') "
+        "(value TOO-LONG-CODE)",
+    ]
+
+
+def test_every_text_column_has_length_bounds_that_every_real_value_meets(raw_flights):
+    from lakehouse.landing import read_raw_table
+
+    for name, spec in SOURCES.items():
+        raw = raw_flights if name == "flights" else read_raw_table(name)
+        for column, field in spec.contract.to_schema().columns.items():
+            if field.dtype.type != pl.String:
+                continue
+            (bounds,) = [c.statistics for c in field.checks if c.name == "str_length"]
+            values = raw.get_column(column)
+            lengths = values.filter(values != "NA").str.len_chars()
+            assert bounds["min_value"] <= lengths.min() and lengths.max() <= bounds["max_value"], (name, column)

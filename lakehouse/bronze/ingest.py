@@ -4,15 +4,20 @@ For one source, :func:`ingest_source` lists the landing folder and, for each can
 
 * same name and same bytes as a file already logged -> nothing to do (re-runs are idempotent);
 * bytes already ingested under another name -> logged as ``duplicate`` (rows not ingested again);
-* cannot be read faithfully -> ``rejected``: copied intact to the source's rejected folder
-  (:meth:`lakehouse.tables.Landing.rejected_dir`) with ``<file>.reason.json`` beside it; the landed file itself
-  is left in place;
+* cannot be read faithfully as a whole (see :mod:`lakehouse.bronze.parsing`: another delimiter, corrupt
+  compression, a header that is not UTF-8, a required column missing, more than half of its lines bad...) ->
+  ``rejected``: copied intact to the source's rejected folder (:meth:`lakehouse.tables.Landing.rejected_dir`)
+  with ``<file>.reason.json`` beside it; the landed file itself is left in place;
 * otherwise -> ``ingested``: its rows are appended to ``bronze/<source>`` (a new version of a file
-  with the same name is a correction, and silver upserts its rows over the old ones).
+  with the same name is a correction, and silver upserts its rows over the old ones). A file with a few bad
+  lines (wrong number of fields, cut off, an undecodable byte, not a JSON object) is ingested too: each bad line
+  is a bronze row with its raw text in ``_corrupt_record`` and the reason in ``_parse_error``, which silver
+  quarantines; the log's ``reason`` then says how many lines were bad and names the first.
 
 The ingest log ``bronze/<source>_ingest_log`` has one row per (file name, content hash): ``source,
 file_name, content_hash, size_bytes (Int64, bytes), status, reason, rows (Int64), batch_id, batch_seq,
-logged_at (Datetime UTC)``.
+logged_at (Datetime UTC)``. ``rows`` counts every data row of an ingested file, bad lines included (blank
+lines are not rows), so it equals the file's rows in bronze.
 
 Exactly once: bronze rows and the batch sequence number are committed atomically (a Delta ``txn``); the log is
 written after. If a crash falls between the two, the next run rebuilds the missing log rows from bronze
@@ -29,7 +34,14 @@ from pathlib import Path
 
 import polars as pl
 
-from lakehouse.bronze.parsing import RejectedFileError, content_hash, discover_files, parse_file, to_bronze
+from lakehouse.bronze.parsing import (
+    RejectedFileError,
+    bad_line_summary,
+    content_hash,
+    discover_files,
+    parse_file,
+    to_bronze,
+)
 from lakehouse.sources import SourceSpec
 from lakehouse.tables import BRONZE, INGEST_LOG, Lake, Landing
 
@@ -193,7 +205,7 @@ def ingest_source(
             first_name[digest] = path.name
             continue
         frames.append(rows)
-        entries.append({**entry, "status": "ingested", "rows": rows.height})
+        entries.append({**entry, "status": "ingested", "rows": rows.height, "reason": bad_line_summary(rows)})
         first_name[digest] = path.name
         logged.add((path.name, digest))
     if frames:
