@@ -19,13 +19,11 @@ from lakehouse.ml import sensors as ml_sensors
 from lakehouse.resources import build_resources
 from lakehouse.settings import Settings
 from lakehouse.silver import assets as silver_assets
-from lakehouse.silver import checks as silver_checks
 
 LAYER_MODULES = [
     bronze_assets,
     bronze_sensors,
     silver_assets,
-    silver_checks,
     gold_assets,
     ml_assets,
     ml_monitoring,

@@ -120,3 +120,70 @@ def test_500_small_files_ingest_in_a_handful_of_runs(tmp_path, raw_flights):
         assert log.height == 500 and set(log.get_column("status")) == {"ingested"}
         assert log.get_column("batch_seq").n_unique() == 5
         assert pl.read_delta(location(settings, "bronze/flights")).height == 500 * 20
+
+
+def test_a_fresh_cursor_starts_nothing_for_files_already_ingested(tmp_path):
+    """The first `lakehouse ui` after `lakehouse run`: the sensor has no cursor, the CLI ingested every file."""
+    from lakehouse.bronze.ingest import ingest_source
+    from lakehouse.landing import land
+    from lakehouse.sources import SOURCES
+    from lakehouse.tables import Lake, Landing
+
+    settings = Settings.from_env(tmp_path)
+    land(settings.landing_dir, months=[1, 2], sources=["flights", "airlines"], max_day=1)
+    lake, landing = Lake(settings.lake_dir), Landing(settings.landing_dir)
+    for source in ("flights", "airlines"):
+        ingest_source(lake, landing, SOURCES[source], batch_id="cli-run")
+    sensor = build_landing_sensor(settle_seconds=0.0)
+    with dg.instance_for_test() as instance:
+        first = tick(sensor, instance, settings)
+        assert not first.run_requests
+        assert set(json.loads(first.cursor)) == {"flights", "airlines"}  # the cursor moved past them
+        # a corrected file (same name, new bytes) is new work
+        corrected = landing_folder(settings, "flights") / "flights_2013_01.csv"
+        corrected.write_text(corrected.read_text().replace(",UA,", ",AA,", 1))
+        second = tick(sensor, instance, settings, first.cursor)
+    (request,) = second.run_requests
+    assert request.run_config["ops"]["bronze__flights"]["config"]["files"] == ["flights_2013_01.csv"]
+
+
+@pytest.mark.slow
+def test_the_sensor_and_automation_path_runs_the_blocking_row_accounting_check(tmp_path):
+    """Files dropped in the landing zone -> landing sensor -> bronze run -> automation requests silver: the run the
+    automation launches evaluates every silver check, row_accounting included (it is evaluated by the asset)."""
+    from lakehouse.definitions import build_definitions
+    from lakehouse.landing import land
+
+    settings = Settings.from_env(tmp_path)
+    defs = build_definitions(settings)
+    land(settings.landing_dir, months=[1], sources=["airlines"])
+    with dg.instance_for_test() as instance:
+        (request,) = tick(build_landing_sensor(settle_seconds=0.0), instance, settings).run_requests
+        job = defs.resolve_implicit_global_asset_job_def()
+        bronze = job.execute_in_process(
+            instance=instance, asset_selection=request.asset_selection, run_config=request.run_config, tags=request.tags
+        )
+        assert bronze.success
+        evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        requested = [r.key for r in evaluation.results if r.true_subset.size > 0]
+        assert dg.AssetKey(["silver", "airlines"]) in requested
+        # as the automation sensor builds its run: the requested assets with the checks that execute with them
+        # (dagster: AssetGraph.get_execution_set_asset_and_check_keys, used by automation_tick_evaluation_context)
+        graph = defs.resolve_asset_graph()
+        with_checks = set().union(*(graph.get_execution_set_asset_and_check_keys(k) for k in requested))
+        selection = dg.AssetSelection.assets(*requested).without_checks() | dg.AssetSelection.checks(
+            *[k for k in with_checks if isinstance(k, dg.AssetCheckKey)]
+        )
+        silver = dg.materialize(
+            list(defs.assets or []), selection=selection, instance=instance, resources=build_resources(settings)
+        )
+    checks = {
+        e.check_name: (e.passed, e.blocking)
+        for e in silver.get_asset_check_evaluations()
+        if e.asset_key == dg.AssetKey(["silver", "airlines"])
+    }
+    assert checks == {
+        "quarantine_share": (True, True),
+        "surrogate_key_unique": (True, True),
+        "row_accounting": (True, True),
+    }

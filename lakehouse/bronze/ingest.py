@@ -214,3 +214,25 @@ def ingest_source(
     if entries:
         lake.append(INGEST_LOG[spec.name], new_log)
     return IngestReport(source=spec.name, batch_seq=batch_seq, log=new_log)
+
+
+def already_handled(lake: Lake, spec: SourceSpec, folder: Path, names: list[str]) -> set[str]:
+    """The ``names`` (files in ``folder``) whose exact bytes are already in the ingest log under the same name, as
+    ingested, duplicate or rejected: a bronze run for them would do nothing.
+
+    The landing sensor uses it so that a fresh sensor cursor (the first ``lakehouse ui`` after ``lakehouse run``)
+    does not start runs for files the CLI already ingested. Costs one read of the (small) log and one sha256 per
+    name.
+    """
+    if not names or not lake.exists(INGEST_LOG[spec.name]):
+        return set()
+    logged = set(lake.read(INGEST_LOG[spec.name], ["file_name", "content_hash"]).iter_rows())
+    handled = set()
+    for name in names:
+        try:
+            digest = content_hash((folder / name).read_bytes())
+        except OSError:
+            continue  # gone or unreadable now: bronze decides
+        if (name, digest) in logged:
+            handled.add(name)
+    return handled

@@ -11,6 +11,9 @@
   a new month (flights + weather) is one run; 500 small files of one source become 5 runs, not 500.
 * **Run keys.** ``landing:<sha1 of the batch's (source, name, change time) lists>``: a restarted daemon that
   re-evaluates the same tick asks for the same keys, which Dagster refuses to launch twice.
+* **Already ingested.** Files whose exact bytes the ingest log already holds under the same name are skipped
+  (:func:`lakehouse.bronze.ingest.already_handled`), so a fresh cursor (the first ``lakehouse ui`` after
+  ``lakehouse run``) starts nothing for what the CLI ingested; the cursor still moves past them.
 * **Clock.** The sensor reads the time through an injectable ``clock`` (default :func:`time.time`), so tests move
   time forward instead of sleeping.
 * Bronze ingests by content hash (:mod:`lakehouse.bronze.ingest`), so even a file offered twice is ingested once;
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from lakehouse.bronze.ingest import already_handled
 from lakehouse.bronze.parsing import discover_files
 from lakehouse.resources import LakehouseStorage
 from lakehouse.sources import SOURCES
@@ -97,12 +101,16 @@ def build_landing_sensor(
         cursor = {k: (v[0], v[1]) for k, v in json.loads(context.cursor or "{}").items()}
         now = clock()
         chunks: dict[str, list[list[tuple[int, str]]]] = {}
-        for name in SOURCES:
+        for name, spec in SOURCES.items():
             position = cursor.get(name, (0, []))
-            pending = pending_files(Path(storage.landing.source_dir(name)), position, now, settle_seconds)
+            folder = Path(storage.landing.source_dir(name))
+            pending = pending_files(folder, position, now, settle_seconds)
+            if pending:
+                cursor[name] = advance(position, pending)
+                done = already_handled(storage.lake, spec, folder, [n for _, n in pending])
+                pending = [(t, n) for t, n in pending if n not in done]
             if pending:
                 chunks[name] = [pending[i : i + max_files_per_run] for i in range(0, len(pending), max_files_per_run)]
-                cursor[name] = advance(position, pending)
         requests = [
             batch_request({name: c[i] for name, c in chunks.items() if i < len(c)})
             for i in range(max((len(c) for c in chunks.values()), default=0))

@@ -85,6 +85,7 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
             check_results=[
                 checks.quarantine_share(batch, rows_read, config.max_quarantine_share),
                 checks.surrogate_key_unique(lake.scan(table), spec.surrogate_key),
+                checks.row_accounting(lake, spec),
             ],
         )
 
