@@ -51,7 +51,7 @@ from dagster._core.events import DagsterEventType  # noqa: E402
 from benchmarks.measure import CallTimers, RssSampler, StepClock, timed, vm_hwm_bytes, write_json  # noqa: E402
 from lakehouse.cli import skip_final_gc  # noqa: E402
 from lakehouse.metadata import asset_key  # noqa: E402
-from lakehouse.ml.assets import MODEL_KEY  # noqa: E402
+from lakehouse.ml.assets import CHAMPION_KEY, MODEL_KEY  # noqa: E402
 from lakehouse.resources import build_resources, ensure_experiment  # noqa: E402
 from lakehouse.settings import Settings  # noqa: E402
 from lakehouse.tables import (  # noqa: E402
@@ -66,6 +66,7 @@ STAGE_BY_KEY: dict[dg.AssetKey, str] = {  # the layers bronze and silver are sta
     asset_key(FLIGHT_FEATURES): "gold",
     asset_key(ROUTE_DAILY_DELAYS): "gold",
     MODEL_KEY: "train",
+    CHAMPION_KEY: "train",  # the promotion step: moves the alias after the gate
     asset_key(PREDICTIONS): "predict",
     asset_key(FEATURE_DRIFT): "monitor",
 }
@@ -92,7 +93,7 @@ def instrument(timers: CallTimers) -> None:
     """
     import dagster_mlflow.resources as dmr
     import mlflow.artifacts
-    import mlflow.lightgbm
+    import mlflow.pyfunc
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
     from mlflow.tracking import MlflowClient
 
@@ -118,8 +119,8 @@ def instrument(timers: CallTimers) -> None:
     # MLflow: the resource's initialisation first (outermost), then the model log/load, then everything else.
     lakehouse_function(resources, "ensure_experiment", "mlflow: resource init (store, experiment, run start)")
     timers.wrap(resources, "MlFlow", "mlflow: resource init (store, experiment, run start)")
-    timers.wrap(mlflow.lightgbm, "log_model", "mlflow: log_model + register")
-    timers.wrap(mlflow.lightgbm, "load_model", "mlflow: load_model")
+    timers.wrap(mlflow.pyfunc, "log_model", "mlflow: log_model + register")
+    timers.wrap(mlflow.pyfunc, "load_model", "mlflow: load_model")
     other = "mlflow: other tracking, registry and artifact calls"
     timers.wrap_all(mlflow, other, predicate=lambda name, f: f.__module__.startswith("mlflow"))
     timers.wrap_all(mlflow.artifacts, other)

@@ -4,7 +4,8 @@ The story (one module-scoped fixture, in a temporary lake, sqlite MLflow store a
 land January-June (days 1-3 of each month), materialize everything -> a champion exists; land July and let
 bronze -> gold -> drift follow (as the landing sensor and declarative automation would); the retraining sensor
 asks for retraining with a reason; the requested run trains a challenger, scores it and the champion on the same
-holdout (July) and promotes or refuses it; predictions then come from the champion.
+holdout (July), the blocking gate admits or refuses it, and only ``ml/champion`` moves the alias; predictions
+then come from the champion.
 """
 
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from lakehouse.automation import MODEL_FRESHNESS
 from lakehouse.definitions import ALL_ASSETS, defs
 from lakehouse.landing import land
 from lakehouse.ml import training
-from lakehouse.ml.assets import MODEL_KEY, PREDICTIONS_KEY
+from lakehouse.ml.assets import CHAMPION_KEY, MODEL_KEY, PREDICTIONS_KEY
 from lakehouse.ml.monitoring import DRIFT_KEY, read_drift_history
 from lakehouse.ml.registry import CHALLENGER, CHAMPION, RETRAIN_REASON_TAG, decisions, read_features, reproduce
 from lakehouse.ml.sensors import (
@@ -104,10 +105,10 @@ def story(tmp_path_factory):
 
         land(settings.landing_dir, months=[7], max_day=MAX_DAY)
         # what the landing sensor and declarative automation do: bronze -> silver -> gold, then drift and
-        # predictions follow gold; the model itself is never automated
+        # predictions follow gold; the model is never automated, and the champion follows only the model
         follow = dg.materialize(
             ALL_ASSETS,
-            selection=dg.AssetSelection.all() - dg.AssetSelection.assets(MODEL_KEY),
+            selection=dg.AssetSelection.all() - dg.AssetSelection.assets(MODEL_KEY, CHAMPION_KEY),
             resources=resources,
             instance=instance,
         )
@@ -181,7 +182,7 @@ def test_sensor_asks_for_retraining_with_a_reason_and_never_twice(story):
         == request.tags[RETRAIN_KEY_TAG]
         == (f"retrain:new_labelled_data:champion-v{s.champion_v1}:data-through-2013-07-{MAX_DAY:02d}")
     )
-    assert set(request.asset_selection) == {MODEL_KEY, PREDICTIONS_KEY, DRIFT_KEY}
+    assert set(request.asset_selection) == {MODEL_KEY, CHAMPION_KEY, PREDICTIONS_KEY, DRIFT_KEY}
     # the same data never launches a second run, whatever the reason
     assert isinstance(s.tick_again, dg.SkipReason) and "already requested" in s.tick_again.skip_message
     # July's weather is far from January-April's: drift alone would have asked too
@@ -206,8 +207,13 @@ def test_challenger_is_scored_with_the_champion_on_the_same_holdout_and_the_deci
     assert decision["difference"] == pytest.approx(decision["challenger_score"] - decision["champion_score"])
     expected = training.decide_promotion(decision["challenger_score"], decision["champion_score"], 0.005)
     assert decision["outcome"] == expected.outcome and decision["promoted"] == expected.promote
+    # the gate's verdict, then what ml/champion did with it: it ran (and promoted) only for an admitted challenger
     assert decision["champion_version_after"] == (int(challenger.version) if expected.promote else s.champion_v1)
-    assert decision["champion_version_after"] in (s.champion_v1, s.challenger_after_retrain)
+    assert champion_version(s.settings) == decision["champion_version_after"]
+    promoted = {e.asset_key for e in s.retrain.get_asset_materialization_events()} >= {CHAMPION_KEY}
+    assert promoted == expected.promote
+    if expected.promote:
+        assert challenger.tags["lakehouse.promoted_by_dagster_run"] == s.retrain.run_id
     # both scores on the MLflow model version and its run
     assert challenger.tags["lakehouse.decision"] == decision["outcome"]
     assert float(challenger.tags["lakehouse.champion_test_roc_auc"]) == pytest.approx(decision["champion_score"])
@@ -229,10 +235,8 @@ def test_challenger_is_scored_with_the_champion_on_the_same_holdout_and_the_deci
 
 def test_predictions_come_from_the_champion(story):
     s = story
-    if not s.retrain.success:  # refused: predictions were skipped in that run; automation re-runs them
-        assert dg.materialize(
-            ALL_ASSETS, selection=[PREDICTIONS_KEY], resources=build_resources(s.settings), instance=s.instance
-        ).success
+    # promoted: the run re-scored with the new champion; refused: the predictions of the old one stay, July
+    # included (automation scored it when July arrived)
     predictions = pl.read_delta(location(s.settings, "gold/flight_delay_predictions"))
     assert predictions.get_column("model_version").unique().to_list() == [champion_version(s.settings)]
     assert predictions.get_column("flight_date").max().month == 7  # July is scored
@@ -329,20 +333,25 @@ def test_retraining_from_the_recorded_versions_reproduces_the_metrics(story):
     holdout = read_features(lake(s.settings), version=recorded)[0].filter(
         pl.col("flight_date").dt.strftime("%Y-%m") == run.data.params["test_month"]
     )
-    registered = mlflow.lightgbm.load_model(f"models:/{MODEL_NAME}/{s.champion_v1}")
-    encoding = mlflow.artifacts.load_dict(f"runs:/{original.run_id}/feature_encoding.json")
+    # the registered pyfunc, on the holdout's gold rows as pandas, scores exactly like the retrained booster
+    registered = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{s.champion_v1}")
     assert np.array_equal(
-        training.predict(model.booster, holdout, model.encoding), training.predict(registered, holdout, encoding)
+        training.predict(model.booster, holdout, model.encoding),
+        registered.predict(holdout.to_pandas())["probability"].to_numpy(),
     )
 
 
-def test_a_worse_challenger_is_refused_and_the_champion_keeps_scoring(story):
+def test_a_worse_challenger_is_refused_and_the_alias_and_predictions_stay_untouched(story):
     s = story
     champion_before = champion_version(s.settings)
-    strict = {"ops": {"ml__flight_delay_model": {"config": {"max_roc_auc_drop": -1.0}}}}  # beat it by 1.0 AUC
+    predictions_path = location(s.settings, "gold/flight_delay_predictions")
+    predictions_before = (DeltaTable(predictions_path).version(), pl.read_delta(predictions_path))
+    promotions_before = s.instance.get_latest_materialization_event(CHAMPION_KEY)
+    # beat the champion by 1.0 AUC; force: the data may be the champion's own (then nothing would be trained)
+    strict = {"ops": {"ml__flight_delay_model": {"config": {"max_roc_auc_drop": -1.0, "force_retrain": True}}}}
     result = dg.materialize(
         ALL_ASSETS,
-        selection=[MODEL_KEY, PREDICTIONS_KEY, DRIFT_KEY],
+        selection=[MODEL_KEY, CHAMPION_KEY, PREDICTIONS_KEY, DRIFT_KEY],
         run_config=strict,
         tags={RETRAIN_REASON_TAG: "drift"},
         resources=build_resources(s.settings),
@@ -353,18 +362,24 @@ def test_a_worse_challenger_is_refused_and_the_champion_keeps_scoring(story):
     (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "challenger_not_worse"]
     assert not check.passed and check.metadata["outcome"].value == "refused"
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
-    assert materialized == {MODEL_KEY}  # ... so predictions and drift did not run in that run
-    assert champion_version(s.settings) == champion_before  # ... and the champion stayed
+    assert materialized == {MODEL_KEY}  # ... so the promotion, predictions and drift did not run ...
+    latest_promotion = s.instance.get_latest_materialization_event(CHAMPION_KEY)
+    assert latest_promotion is not None and promotions_before is not None
+    assert latest_promotion.run_id == promotions_before.run_id
+    assert champion_version(s.settings) == champion_before  # ... the alias stayed ...
+    assert DeltaTable(predictions_path).version() == predictions_before[0]  # ... and the predictions too
+    assert pl.read_delta(predictions_path).equals(predictions_before[1])
     refused = decisions(lake(s.settings)).row(-1, named=True)
-    assert refused["outcome"] == "refused" and refused["champion_version_after"] == champion_before
+    assert refused["outcome"] == "refused" and not refused["promoted"]
+    assert refused["champion_version_after"] == refused["champion_version_before"] == champion_before
     assert refused["retrain_reason"] == "drift" and refused["champion_score"] is not None
     client = MlflowClient()
     challenger = client.get_model_version_by_alias(MODEL_NAME, CHALLENGER)
-    assert challenger.tags["lakehouse.decision"] == "refused"
+    assert challenger.tags["lakehouse.decision"] == "refused" and "lakehouse.promoted_at" not in challenger.tags
     assert int(challenger.version) == refused["challenger_version"]
-    # the champion keeps scoring
-    assert dg.materialize(
-        ALL_ASSETS, selection=[PREDICTIONS_KEY], resources=build_resources(s.settings), instance=s.instance
-    ).success
-    predictions = pl.read_delta(location(s.settings, "gold/flight_delay_predictions"))
-    assert predictions.get_column("model_version").unique().to_list() == [champion_before]
+    # materializing ml/champion by hand does not promote a refused challenger either
+    again = dg.materialize(
+        ALL_ASSETS, selection=[CHAMPION_KEY], resources=build_resources(s.settings), instance=s.instance
+    )
+    meta = again.asset_materializations_for_node("ml__champion")[0].metadata
+    assert meta["action"].value == "kept" and champion_version(s.settings) == champion_before

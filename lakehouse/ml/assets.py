@@ -4,20 +4,27 @@ How a model becomes the one that scores flights:
 
 1. ``ml/flight_delay_model`` trains a **challenger** on the gold feature view read at one Delta version (time
    split: train all months but the last two, validate the second-to-last, hold out the newest month; see
-   :mod:`lakehouse.ml.training`), logs it to MLflow and registers it as a new version of
-   ``flight_delay_lgbm`` with the alias ``challenger``.
-2. The current **champion** (alias ``champion``) and the challenger are scored on the **same holdout**: the
-   newest month, which neither was trained on.
-3. The blocking asset check ``challenger_not_worse`` (:mod:`lakehouse.ml.checks`) moves the ``champion`` alias
-   to the challenger only when its holdout ROC-AUC is at least the champion's minus the model's
-   ``max_roc_auc_drop`` config (0.005; see :func:`lakehouse.ml.training.decide_promotion`).
-   The first model becomes champion.
-   A **refused** challenger fails the check: the run is marked failed, the champion stays, and the downstream
-   predictions and drift steps of that run do not execute (the predictions table keeps the champion's scores;
-   declarative automation re-runs them with the same champion afterwards). Either way the decision and both
-   scores are recorded: asset and check metadata, tags on the MLflow model version and run, and a row of the
-   Delta table ``ml/model_decisions``.
-4. ``gold/flight_delay_predictions`` always loads ``models:/flight_delay_lgbm@champion``.
+   :mod:`lakehouse.ml.training`), logs it to MLflow as a self-contained pyfunc (:mod:`lakehouse.ml.model`) with
+   its training data as dataset inputs, registers it as a new version of ``flight_delay_lgbm`` with the alias
+   ``challenger``, scores the current **champion** (alias ``champion``) on the **same holdout** (the newest
+   month, which neither was trained on) and records the gate's decision: asset metadata, tags on the MLflow
+   model version and run, and a row of the Delta table ``ml/model_decisions``. It never moves ``champion``.
+2. The blocking asset check ``challenger_not_worse`` (:mod:`lakehouse.ml.checks`) is the gate: it passes when
+   the challenger's holdout ROC-AUC is at least the champion's minus the model's ``max_roc_auc_drop`` config
+   (0.005; see :func:`lakehouse.ml.training.decide_promotion`), and for the first model.
+3. ``ml/champion`` (downstream of the model) moves the ``champion`` alias to the admitted challenger and records
+   that it did (:func:`lakehouse.ml.registry.promote`). A **refused** challenger fails the blocking check: the run
+   is marked failed and ``ml/champion``, the predictions and drift steps of that run do not execute, so the alias
+   and the predictions stay untouched (``ml/champion`` would not promote a refused challenger anyway: it acts
+   only on an admitted verdict in ``ml/model_decisions``).
+4. ``gold/flight_delay_predictions`` (downstream of ``ml/champion``) scores with the version behind
+   ``models:/flight_delay_lgbm@champion``, loaded once as its pyfunc.
+
+Idempotent training: when the content of the training window (:func:`lakehouse.ml.registry.data_fingerprint`),
+the code version and the training settings are those the current champion was trained with, the model step
+records ``outcome: unchanged`` in its metadata and on its MLflow run, trains and registers nothing, and writes no
+decision row (there was no challenger to decide on); its gate check passes, ``ml/champion`` keeps the champion.
+``force_retrain`` (Launchpad) trains anyway.
 
 Reproducibility: every training records the Delta versions it read (gold features, and silver flights, weather,
 planes for lineage), the features, LightGBM parameters, seed, boosting rounds and code version, in MLflow
@@ -27,45 +34,58 @@ params and in ``training_config.json``; :func:`reproduce` retrains from exactly 
 from datetime import UTC, datetime
 
 import dagster as dg
-import lightgbm as lgb
 import mlflow
 import polars as pl
 from dagster_mlflow import end_mlflow_on_run_finished
 from pydantic import Field
 
 from lakehouse.automation import MODEL_FRESHNESS, follow_upstream
-from lakehouse.metadata import asset_key, table_metadata
+from lakehouse.metadata import asset_key, metadata_table, table_metadata
 from lakehouse.ml import checks, plots, training
 from lakehouse.ml.registry import (
-    CHALLENGER,
     CHAMPION,
     CONFIG_ARTIFACT,
     DECISION_SCHEMA,
-    ENCODING_ARTIFACT,
     RETRAIN_REASON_TAG,
+    SEGMENTS_ARTIFACT,
+    ChampionMoved,
+    NoChampion,
+    Unchanged,
+    code_version,
     compare_with_champion,
+    data_fingerprint,
     decision_record,
     decision_tags,
     lineage_versions,
     load_champion,
     log_pngs,
+    log_pyfunc,
+    log_training_data,
     mlflow_params,
+    promote,
     read_features,
+    register,
+    segment_metrics,
     split_metrics,
     split_scores,
     training_config,
+    training_fingerprint,
+    training_settings,
+    unchanged_champion,
 )
 from lakehouse.resources import LakehouseStorage, ModelRegistry
 from lakehouse.tables import FLIGHT_FEATURES, MODEL_DECISIONS, PREDICTIONS
 
 MODEL_KEY = dg.AssetKey(["ml", "flight_delay_model"])  # lives in the MLflow registry, not in the lake
+CHAMPION_KEY = dg.AssetKey(["ml", "champion"])  # the MLflow alias flight_delay_lgbm@champion
 FEATURES_KEY = asset_key(FLIGHT_FEATURES)
 PREDICTIONS_KEY = asset_key(PREDICTIONS)
+MODEL_POOL = "ml_flight_delay_model"  # training and promotion one at a time: the champion is read, then moved
 _P = training.DEFAULT_PARAMS
 
 
 class ModelConfig(dg.Config):
-    """Hyperparameters, seed and promotion margin of one training (editable in the Launchpad).
+    """Hyperparameters, seed, promotion margin and idempotency of one training (editable in the Launchpad).
 
     Defaults are :data:`lakehouse.ml.training.DEFAULT_PARAMS` (why each value: that module's comments).
     """
@@ -87,6 +107,11 @@ class ModelConfig(dg.Config):
         description="Champion/challenger margin: the challenger is promoted when its holdout ROC-AUC is at least "
         "the champion's minus this (0.005 ~ 1.5 standard errors of ROC-AUC on a month of flights).",
     )
+    force_retrain: bool = Field(
+        default=False,
+        description="Train and register a challenger even when the champion was trained on the same data "
+        "content, code version and settings (otherwise the step records 'unchanged' and registers nothing).",
+    )
 
     def params(self) -> dict[str, float | int]:
         """The LightGBM parameters this config overrides."""
@@ -106,12 +131,56 @@ class ModelConfig(dg.Config):
 MODEL_DESCRIPTION = (
     "LightGBM classifier of `is_late` (arrives > 15 min late, cancelled or diverted), trained as a **challenger** "
     "on `gold/flight_features` at one Delta version (train: all months but the last two; valid: the "
-    "second-to-last; holdout: the newest). Registered in MLflow as a new version of the model with alias "
-    "`challenger`; the current `champion` is scored on the same holdout, and the blocking check "
-    "`challenger_not_worse` moves `champion` to the challenger only if its holdout ROC-AUC is at least the "
-    "champion's minus 0.005. A refused challenger fails that check (the champion stays). Not automated: the "
-    "`retraining_sensor` requests it on new labelled data, drift or a failed freshness policy."
+    "second-to-last; holdout: the newest). Logged as a self-contained MLflow pyfunc (its own categorical "
+    "encoding, a signature and an input example) and registered as a new version with alias `challenger`; the "
+    "current `champion` is scored on the same holdout and the decision recorded. The blocking check "
+    "`challenger_not_worse` is the gate (holdout ROC-AUC at least the champion's minus 0.005); `ml/champion` "
+    "moves the alias. Unchanged data content, code and settings: nothing is trained (`force_retrain` to train "
+    "anyway). Not automated: the `retraining_sensor` requests it on new labelled data, drift or a failed "
+    "freshness policy."
 )
+
+
+def _unchanged_result(
+    context: dg.AssetExecutionContext,
+    unchanged: Unchanged,
+    name: str,
+    reason: str,
+    fingerprint: str,
+    data_digest: str,
+    features_version: int,
+) -> dg.MaterializeResult:
+    """The model step when the champion already is this training: record it, register nothing."""
+    text = (
+        f"unchanged: {name}@{CHAMPION} v{unchanged.version} was trained on the same data content, code version and "
+        "settings; nothing trained or registered (force_retrain to train anyway)"
+    )
+    tags = {"lakehouse.outcome": "unchanged", "lakehouse.champion_version": str(unchanged.version)}
+    mlflow.set_tags({**tags, RETRAIN_REASON_TAG: reason})
+    mlflow.end_run()
+    context.log.info(text)
+    test_roc_auc = unchanged.metrics.get("test_roc_auc")
+    meta = {"outcome": "unchanged", "champion_version": unchanged.version}
+    return dg.MaterializeResult(
+        metadata={
+            "decision": dg.MetadataValue.text(text),
+            "outcome": "unchanged",
+            "registered": False,
+            "retrain_reason": reason,
+            "registered_model": name,
+            "model_version": unchanged.version,
+            "champion_version": unchanged.version,
+            "champion_mlflow_run_id": unchanged.run_id,
+            "training_fingerprint": fingerprint,
+            "data_fingerprint": data_digest,
+            "gold_flight_features_version": features_version,
+            **({"test_roc_auc": float(test_roc_auc)} if test_roc_auc is not None else {}),
+        },
+        check_results=[
+            checks.challenger_unchanged(text, meta),
+            checks.test_roc_auc_floor(float("nan") if test_roc_auc is None else float(test_roc_auc)),
+        ],
+    )
 
 
 @dg.asset(
@@ -122,7 +191,7 @@ MODEL_DESCRIPTION = (
     # mlflow is dagster-mlflow's function-style resource, which cannot be mixed with resource parameters
     required_resource_keys={"mlflow", "storage", "registry"},
     hooks={end_mlflow_on_run_finished},
-    pool="ml_flight_delay_model",  # one training at a time: the champion alias is read, then moved
+    pool=MODEL_POOL,
     freshness_policy=MODEL_FRESHNESS,
     description=MODEL_DESCRIPTION,
     check_specs=checks.model_check_specs(MODEL_KEY),
@@ -135,6 +204,16 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
     reason = context.run.tags.get(RETRAIN_REASON_TAG, "manual")
     versions = lineage_versions(lake)
     features, features_version = read_features(lake, version=versions[FLIGHT_FEATURES.path])
+    client = registry.client()
+
+    code = code_version()
+    settings = training_settings(config.params(), config.seed, config.num_boost_round, config.early_stopping_rounds)
+    data_digest = data_fingerprint(features)  # the training window is every month of the view (time_split)
+    fingerprint = training_fingerprint(data_digest, code, settings)
+    unchanged = None if config.force_retrain else unchanged_champion(client, name, fingerprint)
+    if unchanged is not None:
+        return _unchanged_result(context, unchanged, name, reason, fingerprint, data_digest, features_version)
+
     split = training.time_split(features)
     model = training.train(
         split,
@@ -145,17 +224,27 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
     )
     scores = split_scores(model, split)
     metrics = split_metrics(split, scores)
-    client = registry.client()
     comparison = compare_with_champion(
         client, name, split, scores["test"], metrics["test_roc_auc"], config.max_roc_auc_drop
     )
     decision = comparison.decision
 
-    record = training_config(split, model, versions, features, config.num_boost_round, config.early_stopping_rounds)
-    mlf.log_params(mlflow_params(record, model, split))
+    record = training_config(
+        split,
+        model,
+        versions,
+        features,
+        config.num_boost_round,
+        config.early_stopping_rounds,
+        code,
+        {"training_fingerprint": fingerprint, "data_fingerprint": data_digest},
+    )
+    mlf.log_params({**mlflow_params(record, model, split), "force_retrain": config.force_retrain})
     mlf.log_metrics({**metrics, **{f"champion_test_{k}": v for k, v in comparison.champion_metrics.items()}})
-    mlflow.log_dict(model.encoding, ENCODING_ARTIFACT)
+    log_training_data(lake, split, features_version)
     mlflow.log_dict(record, CONFIG_ARTIFACT)
+    segments = segment_metrics(split.test, scores["test"])
+    mlflow.log_text(segments.write_csv(), SEGMENTS_ARTIFACT)
     pngs = {
         "roc_holdout": plots.roc_curves(comparison.y, comparison.scores, f"ROC on holdout {split.test_month}"),
         "calibration_holdout": plots.calibration_curves(
@@ -164,30 +253,25 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
         "feature_importance": plots.feature_importance(model.booster),
     }
     log_pngs(pngs, "plots")
-    info = mlflow.lightgbm.log_model(
-        model.booster,
-        name="model",
-        registered_model_name=name,
-        pip_requirements=[f"lightgbm=={lgb.__version__}"],  # no ~6 s inference: stack-notes "MLflow"
-    )
-    version = int(info.registered_model_version)
+    info = log_pyfunc(model, split.test, scores["test"])
+    version = int(register(client, name, info).version)
     active = mlflow.active_run()
     assert active is not None, "dagster-mlflow starts an MLflow run for every Dagster run"
     run_id = active.info.run_id
 
-    client.set_registered_model_alias(name, CHALLENGER, str(version))
-    if decision.promote:  # the gate: only a challenger that is not worse becomes champion
-        client.set_registered_model_alias(name, CHAMPION, str(version))
     row = decision_record(
         comparison, name, version, split, metrics, reason, context.run.run_id, run_id, features_version
     )
     for key, value in decision_tags(row).items():
         client.set_model_version_tag(name, str(version), key, value)
         mlflow.set_tag(key, value)
+    mlflow.set_tag("lakehouse.outcome", decision.outcome)
     lake.append(MODEL_DECISIONS, pl.DataFrame([row], schema=DECISION_SCHEMA))
-    context.log.info(f"{name} v{version}: {decision.describe()}")
+    promotion = "ml/champion moves the alias" if decision.promote else "none: the champion stays"
+    context.log.info(f"{name} v{version} registered as challenger: {decision.describe()} (promotion: {promotion})")
     # The dagster-mlflow hook only ends the MLflow run when this step is the last node of the job, which it is
-    # not when predictions follow; end it here so the MLflow run is FINISHED (the hook still marks failures).
+    # not when the champion and predictions follow; end it here so the MLflow run is FINISHED (the hook still
+    # marks failures).
     mlflow.end_run()
 
     n_pos = int(comparison.y.sum())
@@ -198,7 +282,6 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
             "outcome",
             "challenger_version",
             "champion_version_before",
-            "champion_version_after",
             "holdout_month",
             "holdout_rows",
             "difference",
@@ -214,13 +297,15 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
         metadata={
             "decision": dg.MetadataValue.text(decision.describe()),
             "outcome": decision.outcome,
+            "promotion": promotion,
+            "registered": True,
             "retrain_reason": reason,
             "mlflow_run_id": run_id,
-            "model_uri": info.model_uri,
+            "model_uri": f"models:/{name}/{version}",
+            "logged_model_uri": info.model_uri,
             "registered_model": name,
             "model_version": version,
-            "champion_version": row["champion_version_after"],
-            "previous_champion_version": row["champion_version_before"],
+            "champion_version_at_decision": row["champion_version_before"],
             "train_months": ", ".join(split.train_months),
             "valid_month": split.valid_month,
             "test_month": split.test_month,
@@ -228,14 +313,18 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
             "holdout_rows": split.test.height,
             "best_iteration": model.best_iteration,
             "seed": config.seed,
+            "force_retrain": config.force_retrain,
             "gold_flight_features_version": features_version,
             "data_versions": dg.MetadataValue.json(versions),
             "features": ", ".join(training.FEATURES),
             "params": dg.MetadataValue.json(model.params),
-            "code_version": record["code_version"],
+            "code_version": code,
+            "training_fingerprint": fingerprint,
+            "data_fingerprint": data_digest,
             **{k: float(v) for k, v in metrics.items()},
             **{f"champion_test_{k}": float(v) for k, v in comparison.champion_metrics.items()},
             "test_roc_auc_standard_error": auc_se,
+            "holdout_segments": metadata_table(segments, limit=200),
             "roc_holdout": dg.MetadataValue.md(plots.markdown_image(pngs["roc_holdout"], "ROC on holdout")),
             "calibration_holdout": dg.MetadataValue.md(
                 plots.markdown_image(pngs["calibration_holdout"], "Calibration on holdout")
@@ -253,18 +342,58 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
 
 
 @dg.asset(
-    key=PREDICTIONS_KEY,
-    deps=[MODEL_KEY, FEATURES_KEY],
+    key=CHAMPION_KEY,
+    deps=[MODEL_KEY],
     group_name="ml",
-    kinds={"delta", "lightgbm"},
+    kinds={"mlflow"},
+    pool=MODEL_POOL,
+    # a model materialized by hand (UI) is promoted once its gate passed; a refused one never requests this
+    automation_condition=(follow_upstream() & dg.AutomationCondition.all_deps_blocking_checks_passed()).with_label(
+        "eager or bootstrap, gate passed"
+    ),
+    description=(
+        "The `champion` alias of the registered model: moved here, and only here, to the challenger that "
+        "`ml/flight_delay_model` registered and its blocking check `challenger_not_worse` admitted (the latest "
+        "row of `ml/model_decisions`). A refused challenger fails that check, so this step does not run and the "
+        "alias stays. Records the promotion: `promoted` and `champion_version_after` of the decision row, "
+        "`lakehouse.promoted_at` on the model version. Keeps the champion when there is nothing to promote."
+    ),
+)
+def champion_alias(
+    context: dg.AssetExecutionContext, storage: LakehouseStorage, registry: ModelRegistry
+) -> dg.MaterializeResult:
+    try:
+        result = promote(storage.lake, registry, context.run.run_id)
+    except (NoChampion, ChampionMoved) as exc:
+        raise dg.Failure(str(exc)) from exc
+    text = result.describe(registry.model_name)
+    context.log.info(text)
+    return dg.MaterializeResult(
+        metadata={
+            "action": result.action,
+            "description": dg.MetadataValue.text(text),
+            "champion_version": result.champion_version,
+            "previous_champion_version": result.previous_version,
+            "model_uri": f"models:/{registry.model_name}@{CHAMPION}",
+            "decision_outcome": None if result.decision is None else result.decision["outcome"],
+            "decision_challenger_version": None if result.decision is None else result.decision["challenger_version"],
+        }
+    )
+
+
+@dg.asset(
+    key=PREDICTIONS_KEY,
+    deps=[CHAMPION_KEY, FEATURES_KEY],
+    group_name="ml",
+    kinds={"delta", "mlflow"},
     pool="gold_flight_delay_predictions",  # one writer per table (dagster.yaml sets the pools' limit to 1)
     automation_condition=follow_upstream(),
     description=(
-        "Batch predictions of the **champion** (always loaded as `models:/<name>@champion`) for every flight "
-        "after its training window: `flight_id, flight_date, sched_dep_utc, probability (Float64, P(is_late)), "
-        "model_name, model_version (Int64), mlflow_run_id, scored_at`. Rewritten on each run, so the table "
-        "holds the current champion's scores only (earlier scores stay readable by Delta time travel). Follows "
-        "new features and new models by declarative automation."
+        "Batch predictions of the **champion** (the version behind `models:/<name>@champion`, loaded once as "
+        "its MLflow pyfunc) for every flight after its training window: `flight_id, flight_date, sched_dep_utc, "
+        "probability (Float64, P(is_late)), model_name, model_version (Int64), mlflow_run_id, scored_at`. "
+        "Rewritten on each run, so the table holds the current champion's scores only (earlier scores stay "
+        "readable by Delta time travel). Follows new features and new champions by declarative automation."
     ),
 )
 def flight_delay_predictions(
@@ -291,7 +420,7 @@ def flight_delay_predictions(
             PREDICTIONS,
             rows_scored=predictions.height,
             model_version=champion.version,
-            model_uri=f"models:/{champion.name}@{CHAMPION}",
+            model_uri=f"models:/{champion.name}/{champion.version}",
             gold_flight_features_version=features_version,
             mean_probability=float(predictions.select(pl.col("probability").mean()).item() or 0.0),
             scored_from=str(scoring.get_column("flight_date").min()),
@@ -299,4 +428,4 @@ def flight_delay_predictions(
     )
 
 
-ml_assets = [flight_delay_model, flight_delay_predictions]
+ml_assets = [flight_delay_model, champion_alias, flight_delay_predictions]

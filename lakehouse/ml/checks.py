@@ -1,8 +1,10 @@
 """Asset checks of the ML layer, evaluated by the assets they belong to.
 
 * ``challenger_not_worse`` (blocking, on ``ml/flight_delay_model``): the champion/challenger gate
-  (:func:`lakehouse.ml.training.decide_promotion`). It fails when the challenger is refused, so the downstream
-  steps of the run (predictions, drift) do not execute and the champion keeps scoring.
+  (:func:`lakehouse.ml.training.decide_promotion`). It passes for an admitted challenger, which ``ml/champion``
+  then promotes, and when the model step found the champion unchanged (nothing registered, nothing to decide).
+  It fails when the challenger is refused, so the downstream steps of the run (``ml/champion``, predictions,
+  drift) do not execute: the ``champion`` alias and the predictions stay untouched.
 * ``test_roc_auc_floor`` (warning, on the model): holdout ROC-AUC >= :data:`ROC_AUC_FLOOR`.
 * ``no_significant_drift`` (warning, on ``ml/feature_drift``): no monitored column has PSI above the retraining
   threshold (:class:`lakehouse.resources.RetrainingPolicy`).
@@ -32,10 +34,11 @@ def model_check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
             CHALLENGER_NOT_WORSE,
             asset=key,
             blocking=True,
-            description="Champion/challenger gate: passes (and promotes the challenger to `champion`) when the "
-            "challenger's ROC-AUC on the newest month is >= the champion's on the same month minus the allowed "
-            "drop (the model's max_roc_auc_drop config, 0.005 by default); fails (the champion stays, downstream "
-            "steps of the run are skipped) otherwise.",
+            description="Champion/challenger gate: passes when the challenger's ROC-AUC on the newest month is >= "
+            "the champion's on the same month minus the allowed drop (the model's max_roc_auc_drop config, 0.005 "
+            "by default), or there is no champion yet (then `ml/champion` promotes it), or the champion was "
+            "trained on the same data, code and settings (nothing was registered); fails otherwise, so "
+            "`ml/champion`, the predictions and drift are skipped and the champion stays.",
         ),
         dg.AssetCheckSpec(
             TEST_ROC_AUC_FLOOR,
@@ -51,6 +54,17 @@ def challenger_not_worse(decision: training.PromotionDecision, metadata: dict[st
         passed=decision.promote,
         severity=dg.AssetCheckSeverity.ERROR,
         description=decision.describe(),
+        metadata=metadata,
+    )
+
+
+def challenger_unchanged(description: str, metadata: dict[str, Any]) -> dg.AssetCheckResult:
+    """The gate when the model step registered nothing (the champion already is this training): passes."""
+    return dg.AssetCheckResult(
+        check_name=CHALLENGER_NOT_WORSE,
+        passed=True,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
         metadata=metadata,
     )
 

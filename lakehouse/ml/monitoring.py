@@ -13,6 +13,10 @@ chi-square beside it). Each evaluation appends one row per column to the Delta t
 drift is kept over time; the asset metadata carries the headline numbers and two PNG plots, which are also logged
 to the champion's MLflow run under ``drift/``.
 
+The champion is loaded once per evaluation as its registered MLflow pyfunc (the model the predictions use) and
+scores both samples. An evaluation is skipped when the same champion version was already evaluated on the same
+gold Delta version (a re-run without new data adds no rows); the check then reports that evaluation again.
+
 ``month`` is computed but not *monitored*: as a calendar index its newest value lies outside the training months
 by construction, so its PSI is always large and says nothing about the world changing.
 """
@@ -27,10 +31,10 @@ import polars as pl
 from lakehouse.automation import follow_upstream
 from lakehouse.metadata import asset_key, metadata_table, table_metadata
 from lakehouse.ml import checks, drift, plots, training
-from lakehouse.ml.assets import FEATURES_KEY, MODEL_KEY
-from lakehouse.ml.registry import RegisteredModel, load_champion, read_features
+from lakehouse.ml.assets import CHAMPION_KEY, FEATURES_KEY
+from lakehouse.ml.registry import CHAMPION, RegisteredModel, get_alias_version, load_champion, read_features
 from lakehouse.resources import LakehouseStorage, ModelRegistry, RetrainingPolicy
-from lakehouse.tables import FEATURE_DRIFT, Lake
+from lakehouse.tables import FEATURE_DRIFT, FLIGHT_FEATURES, Lake
 
 DRIFT_KEY = asset_key(FEATURE_DRIFT)
 DRIFT_EXEMPT = ["month"]
@@ -112,9 +116,25 @@ def read_drift_history(lake: Lake) -> pl.DataFrame:
     return lake.read(FEATURE_DRIFT).sort("evaluated_at", "column")
 
 
+def previous_evaluation(lake: Lake, registry: ModelRegistry) -> pl.DataFrame | None:
+    """The rows of the latest evaluation of the current champion on the current gold version (None when there is
+    none: then the drift asset evaluates)."""
+    mv = get_alias_version(registry.client(), registry.model_name, CHAMPION)
+    if mv is None or not lake.exists(FLIGHT_FEATURES):
+        return None
+    previous = read_drift_history(lake).filter(
+        (pl.col("model_name") == registry.model_name)
+        & (pl.col("champion_version") == int(mv.version))
+        & (pl.col("current_features_version") == lake.version(FLIGHT_FEATURES))
+    )
+    if previous.is_empty():
+        return None
+    return previous.filter(pl.col("evaluated_at") == pl.col("evaluated_at").max())
+
+
 @dg.asset(
     key=DRIFT_KEY,
-    deps=[FEATURES_KEY, MODEL_KEY],
+    deps=[FEATURES_KEY, CHAMPION_KEY],
     group_name="ml",
     kinds={"delta", "scipy"},
     pool="ml_feature_drift",  # one writer per table (dagster.yaml sets the pools' limit to 1)
@@ -123,7 +143,8 @@ def read_drift_history(lake: Lake) -> pl.DataFrame:
         "PSI (10 reference-quantile bins / one bin per category, missing values their own bin) and KS / "
         "chi-square per model feature, label and prediction, between the champion's training rows (gold at its "
         "recorded Delta version) and the newest month; thresholds 0.10 / 0.25 after Siddiqi (2006). One row per "
-        "column per evaluation appended to `ml/feature_drift`. Follows new features and new models."
+        "column per evaluation appended to `ml/feature_drift`; skipped when the same champion was already evaluated "
+        "on the same gold version. Follows new features and new champions."
     ),
     check_specs=[checks.drift_check_spec(DRIFT_KEY)],
 )
@@ -134,6 +155,27 @@ def feature_drift(
     retraining_policy: RetrainingPolicy,
 ) -> dg.MaterializeResult:
     lake = storage.lake
+    previous = previous_evaluation(lake, registry)
+    if previous is not None:  # same champion, same gold version: nothing new to evaluate
+        first = previous.row(0, named=True)
+        monitored = previous.filter(pl.col("monitored")).sort("psi", descending=True)
+        significant = monitored.filter(pl.col("psi") > retraining_policy.drift_psi).get_column("column").to_list()
+        max_psi = float(monitored.get_column("psi").max() or 0.0)  # type: ignore[arg-type]
+        status = (
+            f"already evaluated: champion v{first['champion_version']} on gold v{first['current_features_version']} "
+            f"(evaluation {first['evaluation_id']} at {first['evaluated_at']:%Y-%m-%d %H:%M:%S}); nothing appended"
+        )
+        context.log.info(status)
+        return dg.MaterializeResult(
+            metadata={
+                "status": status,
+                "champion_version": first["champion_version"],
+                "evaluation_id": first["evaluation_id"],
+                "max_psi": max_psi,
+                "significant_columns": ", ".join(significant) or "none",
+            },
+            check_results=[checks.no_significant_drift(significant, max_psi, retraining_policy.drift_psi)],
+        )
     champion = load_champion(registry)
     if champion is None:  # nothing to compare with yet; the sensor trains the first model
         return dg.MaterializeResult(

@@ -1,29 +1,53 @@
-"""The model registry side of the ML layer: loading, recording and reproducing models in MLflow.
+"""The model registry side of the ML layer: logging, loading, promoting and reproducing models in MLflow.
 
-A registered version of ``flight_delay_lgbm`` is a LightGBM booster plus two artifacts of its training run:
-``feature_encoding.json`` (category -> integer code, :func:`lakehouse.ml.training.fit_encoding`) and
-``training_config.json`` (everything :func:`reproduce` needs: Delta versions read, months, parameters, seed).
-The aliases ``champion`` and ``challenger`` name the version that scores flights and the newest trained one.
-Decisions of the champion/challenger gate are kept in the Delta table ``ml/model_decisions``
-(:data:`DECISION_SCHEMA`).
+A registered version of ``flight_delay_lgbm`` is a self-contained **pyfunc** (:mod:`lakehouse.ml.model`, logged
+from code): it takes gold feature rows as a pandas DataFrame, selects its input columns, encodes the categoricals
+with the mapping of its training months (an unseen category is missing) and returns ``probability``. It carries a
+signature (its input columns with their types; the output ``probability``), an input example and explicit
+``pip_requirements``, so ``mlflow.pyfunc.load_model("models:/flight_delay_lgbm@champion")`` and ``mlflow models
+serve`` work without this repository. The lakehouse's own predictions, drift and champion scoring load the same
+pyfunc (:class:`RegisteredModel`). The training run also logs ``training_config.json`` (everything
+:func:`reproduce` needs: Delta versions read, months, parameters, seed), its training, validation and test data
+as MLflow dataset inputs (source: the gold Delta table and its version) and the holdout metrics per segment.
+
+Aliases: ``challenger`` is the newest registered version; ``champion`` is the version that scores flights. Only
+:func:`promote` (the ``ml/champion`` asset) moves ``champion``, and only to a challenger the gate admitted.
+Decisions of the gate are kept in the Delta table ``ml/model_decisions`` (:data:`DECISION_SCHEMA`).
+
+Idempotent training: every training records a :func:`training_fingerprint` (content of the training window,
+code version, parameters). When a new training would have the fingerprint of the current champion, the model
+step trains and registers nothing (:func:`unchanged_champion`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import mlflow
 import numpy as np
+import pandas as pd
 import polars as pl
+from mlflow.data.delta_dataset_source import DeltaDatasetSource
+from mlflow.data.polars_dataset import from_polars
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
+from mlflow.pyfunc import PyFuncModel
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import ColSpec, Schema, TensorSpec
+from sklearn.metrics import roc_auc_score
 
+from lakehouse.ml import model as pyfunc_model
 from lakehouse.ml import training
 from lakehouse.resources import ModelRegistry
 from lakehouse.settings import REPO_ROOT
@@ -31,23 +55,32 @@ from lakehouse.tables import FLIGHT_FEATURES, MODEL_DECISIONS, SILVER, Lake, Tab
 
 # mlflow.artifacts.load_dict draws a tqdm progress bar per small JSON file into the Dagster step logs
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# MLflow 3.17 copies the uv.lock and pyproject.toml of the current uv project (this repository: dagster, polars...)
+# into every logged model; the model's environment is its explicit pip_requirements, nothing else.
+os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-ENCODING_ARTIFACT = "feature_encoding.json"
 CONFIG_ARTIFACT = "training_config.json"
+SEGMENTS_ARTIFACT = "evaluation/holdout_segments.csv"
 RETRAIN_REASON_TAG = "lakehouse/retrain_reason"
 LINEAGE_TABLES: list[Table] = [FLIGHT_FEATURES, SILVER["flights"], SILVER["weather"], SILVER["planes"]]
+MODEL_CODE = pyfunc_model.__file__  # the pyfunc's code, logged with the model (models from code)
+PROBABILITY = pyfunc_model.PROBABILITY
+SEGMENT_COLUMNS = ["carrier", "origin", "sched_hour"]
+ADMITTED = ("first_champion", "promoted")  # gate verdicts that make the challenger the next champion
 
 DECISION_SCHEMA = pl.Schema(
     {
         "decided_at": pl.Datetime("us", "UTC"),
         "model_name": pl.String(),
         "challenger_version": pl.Int64(),
-        "champion_version_before": pl.Int64(),  # null when there was no champion
+        "champion_version_before": pl.Int64(),  # the champion the gate compared with; null when there was none
+        # refused: the champion before (the alias was not touched); admitted: null until ml/champion moved the
+        # alias, then the challenger's version
         "champion_version_after": pl.Int64(),
-        "outcome": pl.String(),  # first_champion | promoted | refused
-        "promoted": pl.Boolean(),
+        "outcome": pl.String(),  # the gate's verdict: first_champion | promoted | refused
+        "promoted": pl.Boolean(),  # True once ml/champion moved the alias to the challenger (never when refused)
         "metric": pl.String(),  # roc_auc
         "holdout_month": pl.String(),  # YYYY-MM, the newest month, unseen by both models
         "holdout_rows": pl.Int64(),
@@ -69,13 +102,12 @@ DECISION_SCHEMA = pl.Schema(
 
 @dataclass(frozen=True)
 class RegisteredModel:
-    """A registered model version loaded for scoring, with what its training run recorded."""
+    """A registered model version loaded as its pyfunc, with what its training run recorded."""
 
     name: str
     version: int
     run_id: str
-    booster: lgb.Booster
-    encoding: dict[str, list[str]]
+    pyfunc: PyFuncModel
     params: dict[str, str]  # the MLflow run params (train_months, test_month, train_end_date, ...)
 
     @property
@@ -83,7 +115,21 @@ class RegisteredModel:
         return date.fromisoformat(self.params["train_end_date"])
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
-        return training.predict(self.booster, frame, self.encoding)
+        """P(is_late) (float64) per row of a gold feature frame, through the registered pyfunc: the columns of its
+        signature are handed over as pandas (:func:`model_input`; the other columns are not, so MLflow does not
+        warn about them)."""
+        if frame.is_empty():
+            return np.empty(0, dtype=np.float64)
+        signature = self.pyfunc.metadata.signature
+        assert signature is not None, f"{self.name} v{self.version} has no signature (checked when loaded)"
+        return probabilities(self.pyfunc, model_input(frame, signature))
+
+
+def probabilities(pyfunc: PyFuncModel, rows: pd.DataFrame) -> np.ndarray:
+    """The ``probability`` column of the pyfunc's output for ``rows``, as a float64 array."""
+    out = pyfunc.predict(rows)
+    assert isinstance(out, pd.DataFrame), f"the pyfunc returned {type(out).__name__}, not a DataFrame"
+    return out[PROBABILITY].to_numpy(dtype=np.float64)
 
 
 def read_features(lake: Lake, version: int | None = None) -> tuple[pl.DataFrame, int]:
@@ -100,22 +146,221 @@ def lineage_versions(lake: Lake) -> dict[str, int]:
     return {t.path: lake.version(t) for t in LINEAGE_TABLES if lake.exists(t)}
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True).stdout
+
+
+CODE_PATHS = ["lakehouse", "pyproject.toml", "uv.lock"]
+
+
 def code_version() -> str:
-    """Git commit of the code that trained (``+dirty`` with uncommitted changes), ``unknown`` outside git."""
+    """Git commit of the code that trains, ``unknown`` outside git.
+
+    With uncommitted changes to the code (:data:`CODE_PATHS`: the package, the project file and the lock file;
+    untracked files of the package included) it is ``<commit>+dirty.<digest>``, the digest being a sha256 of the
+    diff and of the untracked files, so two different edits never share a code version (the idempotency check,
+    :func:`training_fingerprint`, would otherwise take an edited training for an unchanged one).
+    """
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
+        sha = _git("rev-parse", "HEAD").strip()
+        diff = _git("diff", "HEAD", "--no-ext-diff", "--binary", "--", *CODE_PATHS)
+        untracked = sorted(_git("ls-files", "--others", "--exclude-standard", "--", "lakehouse").splitlines())
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    if not diff and not untracked:
+        return sha
+    digest = hashlib.sha256(diff.encode())
+    for name in untracked:
+        digest.update(name.encode())
+        try:
+            digest.update((REPO_ROOT / name).read_bytes())
+        except OSError:  # removed since it was listed
+            digest.update(b"<gone>")
+    return f"{sha}+dirty.{digest.hexdigest()[:12]}"
+
+
+# --- idempotent training ----------------------------------------------------------------------------------------
+
+
+def data_fingerprint(frame: pl.DataFrame) -> str:
+    """sha256 of what training reads from ``frame``: ``flight_id``, ``flight_date``, the model features and the
+    label (names, dtypes and every row's values, in the frame's order; callers sort it, see
+    :func:`read_features`). Other gold columns do not count, nor does the Delta version: a rewrite of gold with the
+    same content has the same fingerprint. Row hashes are polars' ``hash_rows``, stable within one polars version,
+    so the polars version is part of the digest."""
+    columns = [c for c in ["flight_id", "flight_date", *training.FEATURES, training.LABEL] if c in frame.columns]
+    selected = frame.select(columns)
+    digest = hashlib.sha256(f"polars {pl.__version__}; {list(selected.schema.items())}".encode())
+    digest.update(selected.hash_rows(seed=0).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def training_fingerprint(data: str, code: str, settings: dict[str, Any]) -> str:
+    """sha256 of everything a training depends on: the content of its training window (:func:`data_fingerprint`),
+    the code version and the training settings (features, LightGBM parameters, seed, rounds, early stopping)."""
+    payload = json.dumps({"data": data, "code": code, "settings": settings}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def training_settings(
+    params: dict[str, Any], seed: int, num_boost_round: int, early_stopping_rounds: int
+) -> dict[str, Any]:
+    """What a training is configured with, as :func:`lakehouse.ml.training.train` will apply it (the feature lists
+    are read now, from :mod:`lakehouse.ml.training`)."""
+    return {
+        "params": {**training.DEFAULT_PARAMS, **params, "seed": seed},
+        "num_boost_round": num_boost_round,
+        "early_stopping_rounds": early_stopping_rounds,
+        "features": list(training.FEATURES),
+        "categorical": list(training.CATEGORICAL),
+        "label": training.LABEL,
+    }
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """The current champion was trained on the same data, code and settings as the training now asked for."""
+
+    version: int
+    run_id: str
+    metrics: dict[str, float]  # the champion run's metrics
+
+
+def unchanged_champion(client: MlflowClient, name: str, fingerprint: str) -> Unchanged | None:
+    """The current champion when its training run recorded ``fingerprint`` (None otherwise, or without one)."""
+    mv = get_alias_version(client, name, CHAMPION)
+    if mv is None:
+        return None
+    run = client.get_run(str(mv.run_id))
+    if run.data.params.get("training_fingerprint") != fingerprint:
+        return None
+    return Unchanged(int(mv.version), str(mv.run_id), dict(run.data.metrics))
+
+
+# --- logging a model ----------------------------------------------------------------------------------------------
+
+
+def pip_requirements() -> list[str]:
+    """What the pyfunc imports, pinned to the versions that trained it (explicit: MLflow's inference of
+    requirements costs ~6 s per model; docs/stack-notes.md, "MLflow")."""
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"lightgbm=={lgb.__version__}",
+        f"numpy=={np.__version__}",
+        f"pandas=={pd.__version__}",
+    ]
+
+
+def model_inputs(model: training.TrainedModel) -> tuple[dict[str, list[str]], list[str]]:
+    """The booster's inputs in order: categorical columns with their training categories, then numeric columns."""
+    categorical = dict(model.encoding)
+    numeric = [c for c in model.booster.feature_name() if c not in categorical]
+    return categorical, numeric
+
+
+def model_signature(categorical: dict[str, list[str]], numeric: list[str], schema: pl.Schema) -> ModelSignature:
+    """Inputs: each categorical column as ``string``, each numeric one as ``double`` (the model computes in float64;
+    an integer gold column with missing values arrives in pandas as float64, and MLflow converts int8-int32 to
+    double itself; an Int64 column a client must cast); output: ``probability`` (double).
+
+    Raises:
+        TypeError: a numeric input is not numeric in gold (``schema``).
+    """
+    wrong = [c for c in numeric if not schema[c].is_numeric()]
+    if wrong:
+        raise TypeError(f"numeric model inputs that are not numeric in gold: {wrong}")
+    inputs: list[ColSpec | TensorSpec] = [ColSpec("string", c) for c in categorical]
+    inputs += [ColSpec("double", c) for c in numeric]
+    outputs: list[ColSpec | TensorSpec] = [ColSpec("double", PROBABILITY)]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+def model_input(frame: pl.DataFrame, signature: ModelSignature) -> pd.DataFrame:
+    """The columns of ``signature``'s inputs of a gold frame as pandas, ``double`` inputs cast to Float64 first
+    (exact for gold's integers), so MLflow's schema enforcement never has to convert a type."""
+    columns = signature.inputs.to_dict()
+    return frame.select(
+        pl.col(c["name"]).cast(pl.Float64) if c["type"] == "double" else pl.col(c["name"]) for c in columns
+    ).to_pandas()
+
+
+def log_pyfunc(model: training.TrainedModel, holdout: pl.DataFrame, holdout_scores: np.ndarray) -> ModelInfo:
+    """Log ``model`` as the pyfunc of :mod:`lakehouse.ml.model` in the active MLflow run (not registered yet).
+
+    The input example is 5 holdout rows. The logged model is loaded back and must score the whole holdout
+    bit-identically to ``holdout_scores`` (the scores the gate judges), so the artifact that gets registered is
+    the model that was evaluated.
+
+    Raises:
+        RuntimeError: the logged model's predictions differ from ``holdout_scores``.
+    """
+    categorical, numeric = model_inputs(model)
+    signature = model_signature(categorical, numeric, holdout.schema)
+    with tempfile.TemporaryDirectory() as tmp:
+        booster = Path(tmp) / "booster.txt"
+        model.booster.save_model(str(booster))
+        inputs = Path(tmp) / "inputs.json"
+        inputs.write_text(json.dumps({"categorical": categorical, "numeric": numeric}), encoding="utf-8")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=MODEL_CODE,
+            artifacts={pyfunc_model.BOOSTER_ARTIFACT: str(booster), pyfunc_model.INPUTS_ARTIFACT: str(inputs)},
+            signature=signature,
+            input_example=model_input(holdout.head(5), signature),
+            pip_requirements=pip_requirements(),
+        )
+    logged = mlflow.pyfunc.load_model(info.model_uri)
+    scores = probabilities(logged, model_input(holdout, signature))
+    if not np.array_equal(scores, holdout_scores):
+        raise RuntimeError(
+            f"the logged pyfunc {info.model_uri} scores the holdout differently from the trained booster "
+            f"(max |difference| {np.max(np.abs(scores - holdout_scores)):.3g}); not registering it"
+        )
+    return info
+
+
+def register(client: MlflowClient, name: str, info: ModelInfo) -> ModelVersion:
+    """Register the logged model ``info`` as a new version of ``name`` and point ``challenger`` at it."""
+    mv = mlflow.register_model(info.model_uri, name)
+    client.set_registered_model_alias(name, CHALLENGER, str(mv.version))
+    return mv
+
+
+def log_training_data(lake: Lake, split: training.Split, features_version: int) -> dict[str, str]:
+    """Log the training, validation and test sets as MLflow dataset inputs of the active run (contexts
+    ``training``, ``validation``, ``test``): the model's columns of each, with source the gold Delta table and its
+    version, the label as target and :func:`data_fingerprint` as digest. Returns the digests by context.
+
+    The Delta version is also an input tag (``delta_version``) and part of the name: MLflow 3.17's
+    ``DeltaDatasetSource.to_dict`` drops a version 0 (it tests the version for truth).
+    """
+    source = DeltaDatasetSource(path=lake.location(FLIGHT_FEATURES), delta_table_version=features_version)
+    columns = ["flight_id", *training.FEATURES, training.LABEL]
+    digests = {}
+    for context, frame, months in (
+        ("training", split.train, split.train_months),
+        ("validation", split.valid, [split.valid_month]),
+        ("test", split.test, [split.test_month]),
+    ):
+        digest = data_fingerprint(frame)
+        span = months[0] if len(months) == 1 else f"{months[0]}..{months[-1]}"
+        dataset = from_polars(
+            frame.select(columns),
+            source=source,
+            targets=training.LABEL,
+            name=f"{FLIGHT_FEATURES.path}@v{features_version} {context} {span}",
+            digest=digest[:16],
+        )
+        mlflow.log_input(
+            dataset,
+            context=context,
+            tags={"months": ",".join(months), "delta_version": str(features_version), "sha256": digest},
+        )
+        digests[context] = digest
+    return digests
+
+
+# --- loading ------------------------------------------------------------------------------------------------------
 
 
 def get_alias_version(client: MlflowClient, name: str, alias: str):
@@ -127,44 +372,40 @@ def get_alias_version(client: MlflowClient, name: str, alias: str):
 
 
 def load_version(client: MlflowClient, name: str, version: int | str) -> RegisteredModel:
-    """Load registered version ``name/version`` with its encoding and its training run's params."""
+    """Load registered version ``name/version`` as its pyfunc, with its training run's params.
+
+    Raises:
+        RuntimeError: the version has no input signature (a bare LightGBM booster registered before the models
+            became pyfuncs): it cannot score gold rows.
+    """
     mv = client.get_model_version(name, str(version))
     run_id = str(mv.run_id)  # every version registered here was logged from a run
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
+    if pyfunc.metadata.get_input_schema() is None:
+        raise RuntimeError(
+            f"{name} v{mv.version} has no signature: it predates the self-contained pyfunc models and cannot "
+            f"score gold rows; start from a fresh MLflow store or delete its '{CHAMPION}' alias to retrain"
+        )
     return RegisteredModel(
         name=name,
         version=int(mv.version),
         run_id=run_id,
-        booster=mlflow.lightgbm.load_model(f"models:/{name}/{mv.version}"),
-        encoding=mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/{ENCODING_ARTIFACT}"),
+        pyfunc=pyfunc,
         params=dict(client.get_run(run_id).data.params),
     )
 
 
 def load_champion(registry: ModelRegistry) -> RegisteredModel | None:
-    """Load ``models:/<name>@champion`` (None without a champion).
+    """Load the version behind ``models:/<name>@champion`` (None without a champion).
 
-    The alias is resolved before and after loading: if a promotion moved it in between, load again, so the
-    booster and the version number reported with the predictions always belong together.
+    The alias is resolved once and that version number is loaded (``models:/<name>/<version>``), so the model and
+    the version reported with its predictions always belong together, even if a promotion moves the alias
+    meanwhile.
     """
     registry.activate()
     client = registry.client()
-    name = registry.model_name
-    for _ in range(3):
-        before = get_alias_version(client, name, CHAMPION)
-        if before is None:
-            return None
-        booster = mlflow.lightgbm.load_model(f"models:/{name}@{CHAMPION}")
-        after = get_alias_version(client, name, CHAMPION)
-        if after is not None and after.version == before.version:
-            return RegisteredModel(
-                name=name,
-                version=int(before.version),
-                run_id=before.run_id,
-                booster=booster,
-                encoding=mlflow.artifacts.load_dict(f"runs:/{before.run_id}/{ENCODING_ARTIFACT}"),
-                params=dict(client.get_run(before.run_id).data.params),
-            )
-    raise RuntimeError(f"the {CHAMPION} alias of {name} kept moving while loading it")
+    mv = get_alias_version(client, registry.model_name, CHAMPION)
+    return None if mv is None else load_version(client, registry.model_name, mv.version)
 
 
 def reproduce(lake: Lake, registry: ModelRegistry, run_id: str) -> tuple[training.TrainedModel, dict[str, float]]:
@@ -190,6 +431,9 @@ def reproduce(lake: Lake, registry: ModelRegistry, run_id: str) -> tuple[trainin
     return model, split_metrics(split, split_scores(model, split))
 
 
+# --- evaluation ---------------------------------------------------------------------------------------------------
+
+
 def split_scores(model: training.TrainedModel, split: training.Split) -> dict[str, np.ndarray]:
     """P(is_late) of ``model`` on the validation and test (holdout) sets, keyed ``valid``/``test``."""
     return {
@@ -207,11 +451,58 @@ def split_metrics(split: training.Split, scores: dict[str, np.ndarray]) -> dict[
     return out
 
 
+SEGMENT_SCHEMA = pl.Schema(
+    {
+        "segment": pl.String(),  # carrier | origin | sched_hour
+        "value": pl.String(),
+        "n": pl.Int64(),
+        "late": pl.Int64(),
+        "base_rate": pl.Float64(),
+        "mean_prediction": pl.Float64(),
+        "roc_auc": pl.Float64(),  # null unless both classes are present
+    }
+)
+
+
+def segment_metrics(holdout: pl.DataFrame, scores: np.ndarray, by: list[str] | None = None) -> pl.DataFrame:
+    """Holdout metrics per value of each segment column (default :data:`SEGMENT_COLUMNS`): rows ``n``, late
+    flights, base rate, mean predicted probability and ROC-AUC (null unless the segment has both classes).
+
+    Sorted by segment, then ROC-AUC ascending (the weakest first; segments without one last), then size.
+    """
+    frame = holdout.select(training.LABEL, *[c for c in by or SEGMENT_COLUMNS if c in holdout.columns]).with_columns(
+        pl.Series("_p", scores, dtype=pl.Float64)
+    )
+    rows = []
+    for column in [c for c in by or SEGMENT_COLUMNS if c in holdout.columns]:
+        for (value,), group in frame.group_by(column):
+            y = group.get_column(training.LABEL).to_numpy()
+            p = group.get_column("_p").to_numpy()
+            late = int(y.sum())
+            rows.append(
+                {
+                    "segment": column,
+                    "value": None if value is None else str(value),
+                    "n": len(y),
+                    "late": late,
+                    "base_rate": float(y.mean()),
+                    "mean_prediction": float(p.mean()),
+                    "roc_auc": float(roc_auc_score(y, p)) if 0 < late < len(y) else None,
+                }
+            )
+    return pl.DataFrame(rows, schema=SEGMENT_SCHEMA).sort(
+        "segment", "roc_auc", "n", descending=[False, False, True], nulls_last=True
+    )
+
+
 def log_pngs(pngs: dict[str, bytes], artifact_path: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, png in pngs.items():
             (Path(tmp) / f"{name}.png").write_bytes(png)
         mlflow.log_artifacts(tmp, artifact_path)
+
+
+# --- the gate and the promotion -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -233,8 +524,9 @@ def compare_with_champion(
     challenger_roc_auc: float,
     max_drop: float,
 ) -> Comparison:
-    """Score the current ``champion`` of ``name`` (if any) on ``split.test``, the challenger's holdout (which
-    ``challenger_scores`` already scored), and apply :func:`lakehouse.ml.training.decide_promotion`."""
+    """Score the current ``champion`` of ``name`` (if any; its registered pyfunc) on ``split.test``, the
+    challenger's holdout (which ``challenger_scores`` already scored), and apply
+    :func:`lakehouse.ml.training.decide_promotion`."""
     y = split.test.get_column(training.LABEL).to_numpy()
     scores = {"challenger": challenger_scores}
     mv = get_alias_version(client, name, CHAMPION)
@@ -254,8 +546,11 @@ def training_config(
     features: pl.DataFrame,
     num_boost_round: int,
     early_stopping_rounds: int,
+    code: str,
+    fingerprints: dict[str, str],
 ) -> dict:
-    """Everything needed to retrain the same model (``training_config.json``; read back by :func:`reproduce`)."""
+    """Everything needed to retrain the same model (``training_config.json``; read back by :func:`reproduce`),
+    with the fingerprints (``training_fingerprint``, ``data_fingerprint``) that make training idempotent."""
     return {
         "params": model.params,
         "seed": model.params["seed"],
@@ -273,12 +568,14 @@ def training_config(
         "best_iteration": model.best_iteration,
         "lightgbm_version": lgb.__version__,
         "polars_version": pl.__version__,
-        "code_version": code_version(),
+        "code_version": code,
+        **fingerprints,
     }
 
 
 def mlflow_params(config: dict, model: training.TrainedModel, split: training.Split) -> dict:
-    """The training record as flat MLflow params (the retraining sensor and predictions read some back)."""
+    """The training record as flat MLflow params (the retraining sensor, predictions and the idempotency check
+    read some back)."""
     versions = config["data_versions"]
     return {
         **model.params,
@@ -295,6 +592,8 @@ def mlflow_params(config: dict, model: training.TrainedModel, split: training.Sp
         "num_boost_round": config["num_boost_round"],
         "early_stopping_rounds": config["early_stopping_rounds"],
         "code_version": config["code_version"],
+        "training_fingerprint": config["training_fingerprint"],
+        "data_fingerprint": config["data_fingerprint"],
     }
 
 
@@ -309,7 +608,8 @@ def decision_record(
     mlflow_run_id: str,
     features_version: int,
 ) -> dict:
-    """One row of ``ml/model_decisions`` (:data:`DECISION_SCHEMA`)."""
+    """One row of ``ml/model_decisions`` (:data:`DECISION_SCHEMA`): the gate's verdict. Nothing is promoted yet:
+    an admitted challenger has ``promoted`` False and ``champion_version_after`` null until :func:`promote`."""
     d, champion, cm = comparison.decision, comparison.champion, comparison.champion_metrics
     before = champion.version if champion else None
     return {
@@ -317,9 +617,9 @@ def decision_record(
         "model_name": name,
         "challenger_version": version,
         "champion_version_before": before,
-        "champion_version_after": version if d.promote else before,
+        "champion_version_after": None if d.promote else before,
         "outcome": d.outcome,
-        "promoted": d.promote,
+        "promoted": False,
         "metric": d.metric,
         "holdout_month": split.test_month,
         "holdout_rows": split.test.height,
@@ -339,7 +639,7 @@ def decision_record(
 
 
 def decision_tags(row: dict) -> dict[str, str]:
-    """The decision as MLflow tags (set on the challenger's model version and on its run)."""
+    """The gate's decision as MLflow tags (set on the challenger's model version and on its run)."""
 
     def text(v) -> str:
         return "" if v is None else (f"{v:.6f}" if isinstance(v, float) else str(v))
@@ -361,3 +661,87 @@ def decisions(lake: Lake) -> pl.DataFrame:
     if not lake.exists(MODEL_DECISIONS):
         return pl.DataFrame(schema=DECISION_SCHEMA)
     return lake.read(MODEL_DECISIONS).sort("decided_at")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What :func:`promote` did: ``action`` is ``promoted`` (the alias moved to ``champion_version``) or ``kept``
+    (nothing to promote; ``champion_version`` is the champion in place). ``decision``: the latest decision row."""
+
+    action: str
+    champion_version: int
+    previous_version: int | None
+    decision: dict | None
+
+    def describe(self, name: str) -> str:
+        if self.action == "promoted":
+            before = "no champion before" if self.previous_version is None else f"was v{self.previous_version}"
+            return f"{name}@{CHAMPION} moved to v{self.champion_version} ({before})"
+        d = self.decision
+        latest = "no decision yet" if d is None else f"latest decision: v{d['challenger_version']} {d['outcome']}"
+        return f"{name}@{CHAMPION} stays v{self.champion_version} ({latest})"
+
+
+class NoChampion(RuntimeError):
+    """There is no champion and no admitted challenger to promote."""
+
+
+class ChampionMoved(RuntimeError):
+    """The champion changed between the gate's comparison and the promotion."""
+
+
+def promote(lake: Lake, registry: ModelRegistry, dagster_run_id: str) -> Promotion:
+    """Carry out the gate's decision for ``registry.model_name`` (the ``ml/champion`` asset): the decision of the
+    Dagster run ``dagster_run_id`` when its model step decided, otherwise the latest one (``ml/champion``
+    materialized alone, or a re-execution of a run that stopped before promoting).
+
+    When that row of ``ml/model_decisions`` admitted its challenger (``first_champion``/``promoted``) and it is
+    not promoted yet, move ``champion`` to it, tag the version (``lakehouse.promoted_at``,
+    ``lakehouse.promoted_by_dagster_run``) and record the promotion in its row (``promoted`` True,
+    ``champion_version_after``). Otherwise (refused, already promoted, or the model step found the champion
+    unchanged) keep the champion. Safe to repeat: an alias already at the challenger only completes the record.
+
+    Raises:
+        ChampionMoved: the champion is neither the one the gate compared with nor the challenger (another
+            promotion happened in between; the challenger was judged against another model).
+        NoChampion: there is no champion and nothing to promote.
+    """
+    client, name = registry.client(), registry.model_name
+    table = decisions(lake).filter(pl.col("model_name") == name)
+    current = get_alias_version(client, name, CHAMPION)
+    current_version = None if current is None else int(current.version)
+    own = table.filter(pl.col("dagster_run_id") == dagster_run_id)  # this run's gate first, then the latest one
+    latest = own.row(-1, named=True) if own.height else table.row(-1, named=True) if table.height else None
+    if latest is None or latest["outcome"] not in ADMITTED or latest["promoted"]:
+        if current_version is None:
+            raise NoChampion(f"{name} has no {CHAMPION} and no admitted challenger: materialize the model first")
+        return Promotion("kept", current_version, current_version, latest)
+    challenger = int(latest["challenger_version"])
+    if current_version not in (latest["champion_version_before"], challenger):
+        raise ChampionMoved(
+            f"{name}@{CHAMPION} is v{current_version}, but the gate compared challenger v{challenger} with "
+            f"v{latest['champion_version_before']}: not promoting it (retrain to compare with the new champion)"
+        )
+    if current_version != challenger:
+        client.set_registered_model_alias(name, CHAMPION, str(challenger))
+    for key, value in {
+        "lakehouse.promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "lakehouse.promoted_by_dagster_run": dagster_run_id,
+        "lakehouse.replaced_champion_version": str(latest["champion_version_before"] or ""),
+    }.items():
+        client.set_model_version_tag(name, str(challenger), key, value)
+    promoted = (pl.col("model_name") == name) & (pl.col("challenger_version") == challenger)
+    lake.overwrite(
+        MODEL_DECISIONS,
+        decisions(lake)
+        .with_columns(
+            pl.when(promoted).then(True).otherwise(pl.col("promoted")).alias("promoted"),
+            pl.when(promoted)
+            .then(challenger)
+            .otherwise(pl.col("champion_version_after"))
+            .alias("champion_version_after"),
+        )
+        .cast(dict(DECISION_SCHEMA)),  # type: ignore[arg-type]
+    )
+    carried_out = {**latest, "promoted": True, "champion_version_after": challenger}
+    return Promotion("promoted", challenger, latest["champion_version_before"], carried_out)

@@ -3,8 +3,9 @@
 The model asset (``ml/flight_delay_model``) has no automation condition of its own: this sensor decides. Each
 tick (every 60 s, RUNNING by default) it reads the champion's training record from MLflow, the gold feature view,
 the latest drift evaluation (``ml/feature_drift``) and the model's freshness, and requests one run of
-``ml/flight_delay_model`` + ``gold/flight_delay_predictions`` + ``ml/feature_drift`` when one of these holds
-(listed by priority; the first that holds is the run's reason):
+``ml/flight_delay_model`` + ``ml/champion`` + ``gold/flight_delay_predictions`` + ``ml/feature_drift``
+(:data:`RETRAIN_TARGET`: train and gate, promote, re-score, re-evaluate drift) when one of these holds (listed by
+priority; the first that holds is the run's reason):
 
 =====================  ====================================================================================
 reason                 rule
@@ -29,10 +30,13 @@ reason                 rule
 Each request carries tags ``lakehouse/retrain_reason`` (the reason), ``lakehouse/retrain_reasons`` (all that
 held), ``lakehouse/retrain_detail`` (the numbers) and a **run key** ``retrain:<reason>:<occurrence>``, where the
 occurrence names the data: ``champion-v<N>:data-through-<newest flight date>`` (for freshness
-``champion-v<N>:stale-since-<last materialization>``). Dagster never launches two runs with one run key of a
-sensor, and the cursor remembers recent occurrences, so new data that is also drifted launches one run, not two,
-and a refused challenger is not retrained on the same data again. The sensor also waits while any run is in
-progress, so retraining reads settled tables and never races the automation's writes.
+``champion-v<N>:stale-since-<last materialization>``). ``<N>`` is the version behind the ``champion`` alias, which
+only ``ml/champion`` moves, after the gate admitted a challenger: a refused challenger leaves it, so the same
+data is not retried. Dagster never launches two runs with one run key of a sensor, and the cursor remembers recent
+occurrences, so new data that is also drifted launches one run, not two. A requested run whose data, code and
+settings are those of the champion trains nothing (the model step records ``unchanged``); for ``freshness`` that
+still refreshes the model asset. The sensor also waits while any run is in progress, so retraining reads settled
+tables and never races the automation's writes.
 """
 
 import json
@@ -43,7 +47,7 @@ import dagster as dg
 import polars as pl
 
 from lakehouse.automation import MODEL_FRESHNESS
-from lakehouse.ml.assets import MODEL_KEY, PREDICTIONS_KEY
+from lakehouse.ml.assets import CHAMPION_KEY, MODEL_KEY, PREDICTIONS_KEY
 from lakehouse.ml.monitoring import DRIFT_KEY, read_drift_history
 from lakehouse.ml.registry import CHAMPION, RETRAIN_REASON_TAG, get_alias_version
 from lakehouse.resources import LakehouseStorage, ModelRegistry, RetrainingPolicy
@@ -52,7 +56,7 @@ from lakehouse.tables import FLIGHT_FEATURES, Lake
 RETRAIN_REASONS_TAG = "lakehouse/retrain_reasons"
 RETRAIN_DETAIL_TAG = "lakehouse/retrain_detail"
 RETRAIN_KEY_TAG = "lakehouse/retrain_key"
-RETRAIN_TARGET = [MODEL_KEY, PREDICTIONS_KEY, DRIFT_KEY]
+RETRAIN_TARGET = [MODEL_KEY, CHAMPION_KEY, PREDICTIONS_KEY, DRIFT_KEY]
 CURSOR_MEMORY = 50
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -219,8 +223,8 @@ def run_request(trigger: Trigger, holding: list[Trigger]) -> dg.RunRequest:
     target=RETRAIN_TARGET,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
-    description="Requests retraining of ml/flight_delay_model (with predictions and drift) on new labelled data, "
-    "drift or a failed freshness policy; the reason is in the run's lakehouse/retrain_reason tag. "
+    description="Requests retraining of ml/flight_delay_model (with ml/champion, predictions and drift) on new "
+    "labelled data, drift or a failed freshness policy; the reason is in the run's lakehouse/retrain_reason tag. "
     "See lakehouse/ml/sensors.py.",
 )
 def retraining_sensor(
