@@ -46,7 +46,6 @@ from lakehouse.tables import (
     Table,
 )
 
-DAMAGED_FOLDER = "_damaged"
 HISTORY_TABLES = (FEATURE_DRIFT, MODEL_DECISIONS)
 
 
@@ -101,7 +100,7 @@ def move_aside(lake: Lake, table: Table, stamp: str) -> str | None:
     source = Path(lake.location(table))
     if not source.exists():
         return None
-    target = Path(lake.root) / DAMAGED_FOLDER / stamp / table.layer / table.name
+    target = Path(lake.damaged_location(table, stamp))
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(source), str(target))
     return str(target)

@@ -131,6 +131,10 @@ class Lake:
     def overwrite(self, table: Table, frame: pl.DataFrame) -> None:
         storage.overwrite(self.location(table), frame, partition_by=table.partition_by)
 
+    def damaged_location(self, table: Table, stamp: str) -> str:
+        """Where :mod:`lakehouse.repair` moves a damaged ``table`` aside: ``<root>/_damaged/<stamp>/<layer>/<name>``."""
+        return join(self.root, "_damaged", stamp, table.layer, table.name)
+
     def damage(self, table: Table, version: int | None = None) -> list[str]:
         """What is wrong with the data files of ``table`` (at ``version``, default the latest), one line each:
         a file the Delta log lists that is missing, or whose size differs from the size the log recorded

@@ -103,14 +103,22 @@ def reference(tmp_path_factory) -> dict[str, pl.DataFrame]:
     return data_state(data_dir)
 
 
-def appeared(pattern: str) -> Callable[[Path], bool]:
-    return lambda data_dir: any(data_dir.glob(pattern))
+def appeared(table_path: str, pattern: str) -> Callable[[Path], bool]:
+    """True once files matching ``pattern`` exist in the catalogue table ``table_path`` of a data folder."""
+    return lambda data_dir: any(
+        Path(Lake(Settings.from_env(data_dir).lake_dir).location(BY_PATH[table_path])).glob(pattern)
+    )
 
 
-KILL_POINTS = {
-    "bronze": appeared("lake/bronze/flights/*.parquet"),  # bronze flights is writing (pool bronze_flights)
-    "silver": appeared("lake/silver/flights/**/*.parquet"),  # silver flights is writing (pool silver_flights)
-    "model": appeared("mlflow/artifacts/*/artifacts/plots/*.png"),  # inside the model step (pool ml_...)
+def model_step_started(data_dir: Path) -> bool:
+    """The model step has logged its plots to its MLflow run (it is inside the pooled model step)."""
+    return any(Path(Settings.from_env(data_dir).mlflow_artifact_location).glob("*/artifacts/plots/*.png"))
+
+
+KILL_POINTS: dict[str, Callable[[Path], bool]] = {
+    "bronze": appeared("bronze/flights", "*.parquet"),  # bronze flights is writing (pool bronze_flights)
+    "silver": appeared("silver/flights", "**/*.parquet"),  # silver flights is writing (pool silver_flights)
+    "model": model_step_started,  # inside the model step (pool ml_flight_delay_model)
 }
 
 

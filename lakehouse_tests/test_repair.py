@@ -8,6 +8,7 @@ restarts the model history so that the decisions table never contradicts the reg
 
 from __future__ import annotations
 
+import glob
 import subprocess
 import sys
 from pathlib import Path
@@ -69,7 +70,7 @@ def test_a_truncated_file_is_named_and_the_next_run_rebuilds_it(lakehouse_env, c
     assert main(["repair"]) == 0
     moved = capsys.readouterr().out
     assert "bronze/flights: moved to" in moved and "silver/flights: moved to" in moved
-    assert list((Path(settings.lake_dir) / "_damaged").glob("*/bronze/flights/*.parquet"))  # kept, not deleted
+    assert glob.glob(lake.damaged_location(BRONZE["flights"], "*") + "/*.parquet")  # kept, not deleted
     assert main(["run", "--months", "1-3"]) == 0
     assert not find_damage(lake)
     rebuilt = lake.read(SILVER["flights"]).drop("_ingested_at", "_updated_at").sort("flight_id")

@@ -20,19 +20,27 @@ import tempfile
 import time
 from pathlib import Path
 
-from lakehouse_tests.test_crash_safety import data_state, finish, land_slice, start
+from lakehouse_tests.test_crash_safety import (
+    KILL_POINTS,
+    appeared,
+    data_state,
+    finish,
+    land_slice,
+    model_step_started,
+    start,
+)
 
 
 def reached(data_dir: Path) -> str:
     """The furthest stage a killed run left a trace of."""
     marks = [
-        ("model", "mlflow/artifacts/*/artifacts/plots/*.png"),
-        ("gold", "lake/gold/flight_features/*"),
-        ("silver", "lake/silver/flights/**/*.parquet"),
-        ("bronze", "lake/bronze/flights/*.parquet"),
-        ("stores", "dagster/*"),
+        ("model", model_step_started),
+        ("gold", appeared("gold/flight_features", "*")),
+        ("silver", KILL_POINTS["silver"]),
+        ("bronze", KILL_POINTS["bronze"]),
+        ("stores", lambda d: any((d / "dagster").glob("*"))),
     ]
-    return next((name for name, pattern in marks if any(data_dir.glob(pattern))), "nothing")
+    return next((name for name, seen in marks if seen(data_dir)), "nothing")
 
 
 def main() -> None:
