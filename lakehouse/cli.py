@@ -85,20 +85,46 @@ def ensure_dagster_home() -> Path:
     return home
 
 
+BUILDING = ".creating"
+
+
 def ensure_stores(settings: Settings) -> None:
-    """Create the Dagster instance's and the MLflow store's schemas now (under the data folder's lock), so two
-    commands never race on their migrations."""
+    """Create the Dagster instance's and the MLflow store's schemas now, under the data folder's lock, so two
+    commands never race on their migrations, and **atomically**: a store that does not exist yet is built under
+    ``<name>.creating`` and renamed into place once complete, so a run killed while the schemas are created
+    leaves no half-migrated SQLite database behind (measured with scripts/chaos.py: a kill during MLflow's first
+    migration left a database whose next migration failed on a table that already existed). A leftover
+    ``.creating`` is an unfinished build and is started again.
+    """
     import dagster as dg
 
     from lakehouse.resources import ModelRegistry, ensure_experiment
 
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(default_data_dir()) / "dagster")))
+    if not home.exists():
+        building = home.with_name(home.name + BUILDING)
+        shutil.rmtree(building, ignore_errors=True)
+        os.environ["DAGSTER_HOME"] = str(building)
+        try:
+            ensure_dagster_home()
+            with dg.DagsterInstance.get() as instance:
+                instance.get_runs(limit=1)  # creates and migrates the run, event log and schedule storages
+        finally:
+            os.environ["DAGSTER_HOME"] = str(home)
+        os.replace(building, home)
     ensure_dagster_home()
     with dg.DagsterInstance.get() as instance:
-        instance.get_runs(limit=1)  # opens (and on first use migrates) the run, event log and schedule storages
-    registry = ModelRegistry(
-        tracking_uri=settings.mlflow_tracking_uri, artifact_location=settings.mlflow_artifact_location
-    )
-    ensure_experiment(registry.tracking_uri, registry.experiment, registry.artifact_location)
+        instance.get_runs(limit=1)  # opens the storages (and migrates them after a Dagster upgrade)
+
+    uri = settings.mlflow_tracking_uri
+    registry = ModelRegistry(tracking_uri=uri, artifact_location=settings.mlflow_artifact_location)
+    db = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    if db is not None and not db.exists():
+        building_db = db.with_name(db.name + BUILDING)
+        building_db.unlink(missing_ok=True)
+        ensure_experiment(f"sqlite:///{building_db}", registry.experiment, registry.artifact_location)
+        os.replace(building_db, db)
+    ensure_experiment(uri, registry.experiment, registry.artifact_location)
 
 
 def champion_lines(settings: Settings, lake: Lake) -> list[str]:

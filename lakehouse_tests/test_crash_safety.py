@@ -172,3 +172,25 @@ def test_two_runs_started_together_never_damage_the_stores(tmp_path):
     assert busy_out.count("\n") == 1 and "another lakehouse command is using" in busy_out and "pid" in busy_out
     code, out = finish(start(data_dir, "run", "--months", "1-3"))
     assert code == 0, out
+
+
+def test_stores_left_half_built_by_a_killed_command_are_built_again(tmp_path, monkeypatch):
+    """What a SIGKILL during the first command's store creation leaves (scripts/chaos.py hit it once): the next
+    command builds the stores again instead of migrating a half-built SQLite database."""
+    from lakehouse.cli import BUILDING, ensure_stores
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("LAKEHOUSE_DATA_DIR", str(data))
+    monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster"))
+    settings = Settings.from_env()
+    (data / f"dagster{BUILDING}" / "history").mkdir(parents=True)
+    (data / f"dagster{BUILDING}" / "history" / "runs.db").write_bytes(b"half a database")
+    db = Path(settings.mlflow_tracking_uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True)
+    db.with_name(db.name + BUILDING).write_bytes(b"half a database")
+    ensure_stores(settings)
+    assert not list(data.glob(f"*{BUILDING}")) and not list(db.parent.glob(f"*{BUILDING}"))
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_runs() == []
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    assert client.get_experiment_by_name("lakehouse_flights") is not None
