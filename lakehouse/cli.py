@@ -250,7 +250,11 @@ def run(months: Sequence[int]) -> int:
                 landing.land(settings.landing_dir, missing, ["flights", "weather"])
             if static_missing:
                 landing.land(settings.landing_dir, [], static_missing)
-        from lakehouse.definitions import defs
+        from lakehouse.definitions import build_definitions
+
+        # built here, for the settings of this command: the module-level `defs` holds the resources of whatever
+        # environment the process had when lakehouse.definitions was first imported
+        defs = build_definitions(settings)
 
         started = time.perf_counter()
         with dg.DagsterInstance.get() as instance:

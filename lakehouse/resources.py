@@ -92,6 +92,12 @@ def mlflow_tracking(init_context: dg.InitResourceContext) -> MlFlow:
     """dagster-mlflow's ``MlFlow`` resource (one MLflow run per Dagster run, tagged ``dagster_run_id``),
     after making sure the experiment exists with its artifacts under the configured folder."""
     cfg = init_context.resource_config
+    # An MLflow run still active in this process belongs to an earlier Dagster run that ended without closing it
+    # (a step failed before the model asset's own end_run; the dagster-mlflow hook only ends the run when its step
+    # is the job's last node). MLflow's fluent API keeps one active-run stack per process, and dagster-mlflow would
+    # resume that stale run (possibly of another tracking store: "Run with id=... not found"), so end it first.
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status="KILLED")
     ensure_experiment(cfg["mlflow_tracking_uri"], cfg["experiment_name"], cfg["artifact_location"])
     return MlFlow(init_context)
 

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import polars as pl
 import pytest
 
 from lakehouse.landing import read_raw_table
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the default locations at a temporary folder before anything imports ``lakehouse.definitions``, so no
+    test ever writes into the repository's data folder (the module-level ``defs`` resolves them at import time)."""
+    os.environ["LAKEHOUSE_DATA_DIR"] = str(Path(tempfile.mkdtemp(prefix="lakehouse-tests-")) / "data")
+    for name in ("LAKEHOUSE_LANDING_DIR", "LAKEHOUSE_LAKE_DIR", "LAKEHOUSE_MLFLOW_URI", "LAKEHOUSE_MLFLOW_ARTIFACTS"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")
