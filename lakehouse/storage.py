@@ -66,8 +66,11 @@ def append(
     )
 
 
-def overwrite(path: str, frame: pl.DataFrame, *, partition_by: Sequence[str] | None = None) -> None:
-    """Replace the whole table (used by gold tables that are recomputed from silver)."""
+def overwrite(
+    path: str, frame: pl.DataFrame, *, partition_by: Sequence[str] | None = None, metadata: dict | None = None
+) -> None:
+    """Replace the whole table (used by gold tables that are recomputed from silver); ``metadata`` (string values)
+    is stored in the commit (``DeltaTable.history()`` returns it)."""
     _ensure_parent(path)
     write_deltalake(
         path,
@@ -75,7 +78,16 @@ def overwrite(path: str, frame: pl.DataFrame, *, partition_by: Sequence[str] | N
         mode="overwrite",
         schema_mode="overwrite",
         partition_by=list(partition_by) if partition_by else None,
+        commit_properties=_commit(None, None, metadata),
     )
+
+
+def last_commit_metadata(path: str) -> dict:
+    """The newest commit's information (operation, metrics and custom metadata), ``{}`` without a table."""
+    if not table_exists(path):
+        return {}
+    history = DeltaTable(path).history(1)
+    return dict(history[0]) if history else {}
 
 
 def upsert(

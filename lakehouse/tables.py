@@ -24,6 +24,7 @@ object-store root, so the catalogue's interface does not change when the lake mo
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from deltalake import DeltaTable
 from lakehouse import storage
 from lakehouse.sources import SOURCES
 
+INPUTS_KEY = "lakehouse.inputs"  # commit metadata: the input tables' Delta versions a derived table was built from
 ROW_ID = ("_content_hash", "_row_number")
 """Identity of a landed row: the sha256 of its file's bytes and its 1-based line in the file, header not counted
 (see :mod:`lakehouse.bronze.parsing`, "Row numbers")."""
@@ -128,8 +130,19 @@ class Lake:
             version=progress,
         )
 
-    def overwrite(self, table: Table, frame: pl.DataFrame) -> None:
-        storage.overwrite(self.location(table), frame, partition_by=table.partition_by)
+    def overwrite(self, table: Table, frame: pl.DataFrame, inputs: dict[str, int] | None = None) -> None:
+        """Replace ``table``; ``inputs`` (``<layer>/<name>`` -> Delta version read) are recorded in the commit."""
+        metadata = {INPUTS_KEY: json.dumps(inputs, sort_keys=True)} if inputs is not None else None
+        storage.overwrite(self.location(table), frame, partition_by=table.partition_by, metadata=metadata)
+
+    def input_versions(self, tables: Sequence[Table]) -> dict[str, int]:
+        """Current Delta version of each table (``<layer>/<name>`` -> version; -1 when it does not exist)."""
+        return {t.path: (self.version(t) if self.exists(t) else -1) for t in tables}
+
+    def built_from(self, table: Table) -> dict[str, int] | None:
+        """The ``inputs`` recorded by the newest :meth:`overwrite` of ``table`` (None when not recorded)."""
+        recorded = storage.last_commit_metadata(self.location(table)).get(INPUTS_KEY)
+        return json.loads(recorded) if recorded else None
 
     def damaged_location(self, table: Table, stamp: str) -> str:
         """Where :mod:`lakehouse.repair` moves a damaged ``table`` aside: ``<root>/_damaged/<stamp>/<layer>/<name>``."""

@@ -15,6 +15,7 @@ from lakehouse.definitions import ALL_ASSETS, build_definitions
 from lakehouse.landing import land
 from lakehouse.resources import ModelRegistry
 from lakehouse.settings import Settings
+from lakehouse.tables import ALL_TABLES, Lake
 from lakehouse_tests.helpers import landing_folder, location, materialize_all, read_table, rejected_folder
 
 pytestmark = pytest.mark.slow
@@ -183,3 +184,20 @@ def test_bad_rows_are_quarantined_and_bad_files_rejected(tmp_path):
     assert (rejected / "weather_latin1.csv").read_bytes() == (folder / "weather_latin1.csv").read_bytes()
     log = rows(settings, "bronze", "weather_ingest_log")
     assert dict(log.select("file_name", "status").iter_rows())["weather_no_temp.csv"] == "rejected"
+
+
+def test_a_run_with_nothing_new_changes_no_table_and_registers_nothing(small_lake, tmp_path):
+    settings, instance = own_copy(small_lake, tmp_path)
+    lake = Lake(settings.lake_dir)
+    before = {t.path: lake.version(t) for t in ALL_TABLES if lake.exists(t)}
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    versions_before = len(MlflowClient().search_model_versions(f"name='{MODEL_NAME}'"))
+    again = materialize_all(settings, instance)
+    assert again.success
+    after = {t.path: lake.version(t) for t in ALL_TABLES if lake.exists(t)}
+    changed = {path for path in before if after[path] != before[path]}
+    # gold is not rewritten (its inputs are at the same versions), so no new model version and no drift rows
+    assert changed <= {"gold/flight_delay_predictions"}, changed
+    assert len(MlflowClient().search_model_versions(f"name='{MODEL_NAME}'")) == versions_before
+    meta = again.asset_materializations_for_node("gold__flight_features")[0].metadata
+    assert meta["unchanged"].value is True
