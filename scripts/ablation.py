@@ -68,15 +68,7 @@ SAME_DAY_RATES = [
     "origin_flights_12h",
 ]
 CONGESTION = ["origin_departed_2h", "origin_mean_dep_delay_2h", "carrier_departed_2h", "carrier_mean_dep_delay_2h"]
-ROTATION = [
-    "tail_prev_gap_min",
-    "tail_prev_distance",
-    "tail_prev_departed",
-    "tail_prev_dep_delay",
-    "tail_prev_arr_delay",
-    "tail_legs_before",
-    "tail_prev_slack_min",
-]
+ROTATION = list(gold.ROTATION_COLUMNS)
 STATE = [
     "dest_departed_2h",
     "dest_mean_dep_delay_2h",

@@ -23,6 +23,8 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from lakehouse.gold.features import ROTATION_COLUMNS, WEATHER_COLUMNS
+
 LABEL = "is_late"
 CATEGORICAL = ["carrier", "origin", "dest"]
 NUMERIC = [
@@ -32,15 +34,7 @@ NUMERIC = [
     "sched_hour",
     "distance",
     # origin weather, the latest hourly row complete before the scheduled departure
-    "temp",
-    "dewp",
-    "humid",
-    "wind_dir",
-    "wind_speed",
-    "wind_gust",
-    "precip",
-    "pressure",
-    "visib",
+    *WEATHER_COLUMNS,
     # the aircraft (FAA registry)
     "plane_age",
     "seats",
@@ -77,13 +71,7 @@ NUMERIC = [
     "carrier_waited_min_3h",
     "origin_scheduled_pm1h",
     # aircraft rotation: the tail's previous NYC departure, as known at the scheduled departure
-    "tail_prev_gap_min",
-    "tail_prev_distance",
-    "tail_prev_departed",
-    "tail_prev_dep_delay",
-    "tail_prev_arr_delay",
-    "tail_legs_before",
-    "tail_prev_slack_min",
+    *ROTATION_COLUMNS,
 ]
 FEATURES = CATEGORICAL + NUMERIC
 
