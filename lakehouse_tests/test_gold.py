@@ -3,6 +3,7 @@ properties on real data are in test_point_in_time.py)."""
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -129,6 +130,37 @@ def test_waiting_departures_count_scheduled_flights_not_yet_departed():
     assert by_id(out, "origin_scheduled_3h") == {"a": 1, "b": 2, "c": 3, "d": 3, "old": 0}
     assert by_id(out, "origin_waiting_3h") == {"a": 1, "b": 1, "c": 2, "d": 2, "old": 0}
     assert by_id(out, "origin_waited_min_3h")["d"] == (60 + 30) / 2  # b and c, waiting 60 and 30 minutes so far
+
+
+def test_waiting_departures_agree_with_counting_every_pair():
+    """The interval counting (O(n log n)) against the definition, pair by pair, on ties, cancellations and delays
+    longer than the window."""
+    rng = np.random.default_rng(3)
+    n = 400
+    delays = rng.choice([-5, 0, 0, 10, 45, 150, 400], n).astype(float)
+    delays[rng.random(n) < 0.1] = np.nan  # cancelled
+    flights = pl.DataFrame(
+        {
+            "flight_id": np.arange(n),
+            "origin": rng.choice(["EWR", "JFK", "LGA"], n),
+            "sched_dep_utc": [at(int(m)) for m in rng.integers(0, 24 * 60, n) // 15 * 15],  # many ties
+            "dep_delay": delays,
+        }
+    ).with_columns(pl.col("dep_delay").fill_nan(None))
+    out = gold.waiting_departures(flights, "origin", "origin")
+    rows = flights.to_dicts()
+    for flight in rows:
+        s = flight["sched_dep_utc"]
+        waits = [
+            (s - other["sched_dep_utc"]).total_seconds() / 60
+            for other in rows
+            if other["origin"] == flight["origin"]
+            and s - timedelta(hours=3) <= other["sched_dep_utc"] < s
+            and (other["dep_delay"] is None or other["sched_dep_utc"] + timedelta(minutes=other["dep_delay"]) >= s)
+        ]
+        got = out.row(by_predicate=pl.col("flight_id") == flight["flight_id"], named=True)
+        assert got["origin_waiting_3h"] == len(waits)
+        assert got["origin_waited_min_3h"] == (pytest.approx(sum(waits) / len(waits)) if waits else None)
 
 
 def test_scheduled_around_counts_other_flights_within_the_hour():

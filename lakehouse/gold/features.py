@@ -270,27 +270,33 @@ def waiting_departures(
     """
     span, keys_by = _span(window), [by] if isinstance(by, str) else by
     frame = flights.select(
-        "flight_id", _key(keys_by, pl.col("sched_dep_utc")).alias("_q"), _key(keys_by, departed_at()).alias("_t")
+        "flight_id",
+        _key(keys_by, pl.col("sched_dep_utc")).alias("_q"),
+        _key(keys_by, departed_at()).alias("_t"),
+        _minutes(pl.col("sched_dep_utc")).alias("_m"),
     ).filter(pl.col("_q").is_not_null())
     query = frame.get_column("_q").to_numpy()
+    minute = frame.get_column("_m").to_numpy()
     departed = frame.get_column("_t").fill_null(np.iinfo(np.int64).max).to_numpy()  # never departed: +infinity
-    # Only a flight that departs after its schedule (or never) can still be on the ground at a later schedule.
-    late = np.flatnonzero(departed > query)
-    late = late[np.argsort(query[late], kind="stable")]
-    keys = query[late]
-    lo = np.searchsorted(keys, query - span, side="left")
-    counts = np.searchsorted(keys, query, side="left") - lo
-    me = np.repeat(np.arange(len(query)), counts)
-    other = late[np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)]
-    still = departed[other] >= query[me]
-    waiting = np.bincount(me, weights=still, minlength=len(query)).astype(np.uint32)
-    waited = np.bincount(me, weights=still * (query[me] - query[other]), minlength=len(query))
+    # Flight j is waiting at another flight's schedule s when q_j < s <= min(departed_j, q_j + span): an interval
+    # per flight, empty unless it departs after its schedule (or never). Counting the intervals that contain s is
+    # #(starts before s) - #(ends before s), two binary searches over sorted starts and ends; the minutes waited
+    # are s * count - (sum of the starts of those intervals), from prefix sums in the same two orders. O(n log n).
+    ends = np.minimum(departed, query + span)
+    late = np.flatnonzero(ends > query)
+    by_start, by_end = late[np.argsort(query[late], kind="stable")], late[np.argsort(ends[late], kind="stable")]
+    started = np.searchsorted(query[by_start], query, side="left")
+    ended = np.searchsorted(ends[by_end], query, side="left")
+    waiting = (started - ended).astype(np.uint32)
+    start_sums = np.concatenate(([0], np.cumsum(minute[by_start])))
+    end_sums = np.concatenate(([0], np.cumsum(minute[by_end])))
+    waited = (started - ended) * minute - (start_sums[started] - end_sums[ended])
     scheduled = trailing_sums(flights, keys_by, pl.col("sched_dep_utc"), {}, window)
     return (
         frame.select("flight_id")
         .with_columns(
             pl.Series(f"{prefix}_waiting_{window}", waiting),
-            pl.Series(f"{prefix}_waited_min_{window}", waited / np.where(waiting > 0, waiting, np.nan)),
+            pl.Series(f"{prefix}_waited_min_{window}", waited / np.where(waiting > 0, waiting, np.nan)).fill_nan(None),
         )
         .with_columns(scheduled.get_column("n").alias(f"{prefix}_scheduled_{window}"))  # same rows, same order
         .select(
