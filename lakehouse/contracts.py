@@ -46,6 +46,8 @@ the BTS on-time data and NOAA ASOS observations). Sources of the bounds:
 
 from __future__ import annotations
 
+import hashlib
+
 import pandera.polars as pa
 import polars as pl
 from pandera.engines import polars_engine as pe
@@ -329,3 +331,109 @@ CONTRACTS: dict[str, type[pa.DataFrameModel]] = {
     "airports": SilverAirports,
     "airlines": SilverAirlines,
 }
+
+
+# --- Delta CHECK constraints derived from the contracts -------------------------------------------------------------
+
+
+def _sql_literal(value: object) -> str:
+    """A SQL literal: strings single-quoted (quotes doubled), numbers as written, booleans as TRUE/FALSE."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    raise TypeError(f"no SQL literal for {value!r} ({type(value).__name__})")
+
+
+def _name_part(value: object) -> str:
+    """``value`` as part of a constraint name: ``-1440`` -> ``m1440``, ``0.5`` -> ``0p5``, ``EWR`` -> ``ewr``."""
+    text = str(value).lower().replace("-", "m").replace(".", "p")
+    return "".join(ch if ch.isalnum() else "_" for ch in text)
+
+
+def _check_sql(column: str, name: str, stats: dict) -> tuple[str, str] | None:
+    """(constraint name, SQL over ``column``) for one Pandera builtin check, None when it has no translation.
+
+    The SQL is what delta-rs 1.6 parses and evaluates with DataFusion (docs/stack-notes.md, "Delta CHECK
+    constraints"): comparisons, ``IN`` lists and the regex match operator ``~`` (Rust ``regex`` syntax; string
+    functions such as ``length()`` are refused by delta-rs's expression parser, so lengths are a regex too).
+    The name carries the check's parameters, so a changed bound is a new constraint.
+    """
+    col = f'"{column}"'
+    if name == "in_range":
+        lo, hi = stats["min_value"], stats["max_value"]
+        ge = ">=" if stats.get("include_min", True) else ">"
+        le = "<=" if stats.get("include_max", True) else "<"
+        return (
+            f"{column}_in_range_{_name_part(lo)}_{_name_part(hi)}",
+            f"{col} {ge} {_sql_literal(lo)} AND {col} {le} {_sql_literal(hi)}",
+        )
+    comparisons = {
+        "greater_than_or_equal_to": (">=", "min_value", "ge"),
+        "greater_than": (">", "min_value", "gt"),
+        "less_than_or_equal_to": ("<=", "max_value", "le"),
+        "less_than": ("<", "max_value", "lt"),
+        "equal_to": ("=", "value", "eq"),
+    }
+    if name in comparisons:
+        op, key, short = comparisons[name]
+        return f"{column}_{short}_{_name_part(stats[key])}", f"{col} {op} {_sql_literal(stats[key])}"
+    if name == "isin":
+        values = list(stats["allowed_values"])
+        return (
+            f"{column}_isin_{'_'.join(_name_part(v) for v in values)}"[:120],
+            f"{col} IN ({', '.join(_sql_literal(v) for v in values)})",
+        )
+    if name == "str_length":
+        exact = stats.get("exact_value")
+        lo, hi = (exact, exact) if exact is not None else (stats.get("min_value"), stats.get("max_value"))
+        quantifier = f"{{{lo if lo is not None else 0},{hi if hi is not None else ''}}}"
+        return (
+            f"{column}_str_length_{_name_part(lo)}_{_name_part(hi)}",
+            f"{col} ~ {_sql_literal('(?s)^.' + quantifier + '$')}",
+        )
+    if name == "str_matches":
+        pattern = stats["pattern"]
+        anchored = pattern if pattern.startswith("^") else "^" + pattern  # Pandera matches from the start (re.match)
+        digest = hashlib.sha256(anchored.encode()).hexdigest()[:8]
+        return f"{column}_str_matches_{digest}", f"{col} ~ {_sql_literal(anchored)}"
+    return None
+
+
+def check_constraints(contract: type[pa.DataFrameModel], *, not_null: bool = True) -> dict[str, dict[str, str]]:
+    """Delta CHECK constraints equivalent to ``contract``'s column checks, per column: ``{column: {name: sql}}``.
+
+    * a column that is not nullable: ``<column>_not_null``: ``"<column>" IS NOT NULL`` (only with ``not_null``;
+      a table that left-joins the contract's rows, such as gold's weather columns, keeps the value checks only);
+    * each builtin check (``in_range``, ``ge``/``gt``/``le``/``lt``, ``isin``, ``str_length``, ``str_matches``) as
+      SQL (see :func:`_check_sql`); on a nullable column as ``"<column>" IS NULL OR (<check>)``, because a CHECK
+      constraint refuses a row whose expression is NULL, while Pandera skips nulls of a nullable column.
+
+    Checks without a SQL form (custom checks such as ``minutes_below_60``) are left out; they stay Pandera-only
+    (:func:`untranslated_checks` lists them). Dtypes need no constraint: the Delta schema enforces them.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for column, spec in contract.to_schema().columns.items():
+        constraints: dict[str, str] = {}
+        if not spec.nullable and not_null:
+            constraints[f"{column}_not_null"] = f'"{column}" IS NOT NULL'
+        for check in spec.checks:
+            translated = _check_sql(column, str(check.name), dict(check.statistics or {}))
+            if translated is not None:
+                name, sql = translated
+                constraints[name] = f'"{column}" IS NULL OR ({sql})' if spec.nullable else sql
+        if constraints:
+            out[column] = constraints
+    return out
+
+
+def untranslated_checks(contract: type[pa.DataFrameModel]) -> list[str]:
+    """``<column>:<check>`` for every check of ``contract`` that :func:`check_constraints` cannot express in SQL."""
+    return [
+        f"{column}:{check.name}"
+        for column, spec in contract.to_schema().columns.items()
+        for check in spec.checks
+        if _check_sql(column, str(check.name), dict(check.statistics or {})) is None
+    ]

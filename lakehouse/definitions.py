@@ -13,6 +13,7 @@ from lakehouse import automation
 from lakehouse.bronze import assets as bronze_assets
 from lakehouse.bronze import sensors as bronze_sensors
 from lakehouse.gold import assets as gold_assets
+from lakehouse.maintenance import jobs as maintenance_jobs
 from lakehouse.ml import assets as ml_assets
 from lakehouse.ml import monitoring as ml_monitoring
 from lakehouse.ml import sensors as ml_sensors
@@ -29,6 +30,7 @@ LAYER_MODULES = [
     ml_monitoring,
     ml_sensors,
     automation,
+    maintenance_jobs,
 ]
 
 medallion_job = dg.define_asset_job(

@@ -9,15 +9,42 @@ first partition of a window (docs/stack-notes.md, "dagster-deltalake-polars").
 Exactly-once bookkeeping uses Delta *application transactions* (``txn`` actions): a writer commits its data and
 the id of the last input batch it consumed in **one** atomic commit, so a crash can never record progress without
 the data or the data without the progress.
+
+CHECK constraints (Delta ``delta.constraints.<name>``, derived from the Pandera contracts by
+:func:`lakehouse.contracts.check_constraints`) are the last line of defence behind Pandera: delta-rs evaluates them
+on every append, overwrite and MERGE (inserted and updated rows) and refuses the whole commit when a row fails.
+delta-rs's error does not name the constraint ("Invalid data found: N rows failed validation check", then a
+preview of the rows); the writes here re-raise it as :class:`ConstraintViolation`, which does
+(docs/stack-notes.md, "Delta CHECK constraints").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import DeltaError
+
+CONSTRAINT_PREFIX = "delta.constraints."
+REFUSED = "Invalid data found"  # delta-rs 1.6's message when rows fail a CHECK constraint
+
+
+class ConstraintViolation(ValueError):
+    """A write (or a new constraint) refused by the table's Delta CHECK constraints.
+
+    ``violated`` maps each failing constraint's name to the number of offending rows of the frame written (of the
+    table's rows when a constraint was being added); empty when they could not be evaluated here (the message
+    then quotes delta-rs's own). The original ``DeltaError`` is the ``__cause__``.
+    """
+
+    def __init__(self, location: str, violated: dict[str, int], detail: str):
+        self.location = location
+        self.violated = violated
+        named = ", ".join(f"{name} ({n} rows)" for name, n in violated.items()) or "unnamed"
+        super().__init__(f"{location}: refused by CHECK constraint(s) {named}: {detail}")
 
 
 def table_exists(path: str) -> bool:
@@ -38,6 +65,81 @@ def consumed_version(path: str, app_id: str) -> int:
     return -1 if version is None else int(version)
 
 
+def constraints(path: str) -> dict[str, str]:
+    """The table's CHECK constraints, ``{name: sql}`` as delta-rs stores them (``{}`` without a table)."""
+    if not table_exists(path):
+        return {}
+    config = DeltaTable(path).metadata().configuration
+    return {k.removeprefix(CONSTRAINT_PREFIX): v for k, v in config.items() if k.startswith(CONSTRAINT_PREFIX)}
+
+
+def violations(frame: pl.DataFrame | pl.LazyFrame, checks: Mapping[str, str]) -> dict[str, int]:
+    """Rows of ``frame`` failing each constraint (only those with failures), evaluated by polars SQL (the same
+    operators delta-rs/DataFusion evaluates: comparisons, ``IS NULL``, ``IN``/``OR`` chains, the regex ``~``).
+    A constraint polars cannot evaluate on ``frame`` (e.g. a column it lacks) is skipped."""
+    ctx = pl.SQLContext(t=frame.lazy())
+    out = {}
+    for name, sql in checks.items():
+        try:
+            bad = int(ctx.execute(f"SELECT count(*) AS n FROM t WHERE NOT ({sql})", eager=True).item())
+        except Exception:  # an expression polars cannot evaluate here: no name for it, not an error
+            continue
+        if bad:
+            out[name] = bad
+    return out
+
+
+@contextmanager
+def _refusal(path: str, frame: pl.DataFrame | pl.LazyFrame, checks: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Re-raise delta-rs's refusal of rows as :class:`ConstraintViolation` naming the constraints ``frame`` fails
+    (default: the table's own constraints)."""
+    try:
+        yield
+    except DeltaError as e:
+        if REFUSED not in str(e):
+            raise
+        named = violations(frame, checks if checks is not None else constraints(path))
+        raise ConstraintViolation(path, named, str(e).split("\n", 1)[0]) from e
+
+
+def ensure_constraints(path: str, declared: Mapping[str, str]) -> dict[str, list[str]]:
+    """Make the table's CHECK constraints exactly ``declared`` (``{name: sql}``): add the missing ones in one
+    commit (delta-rs validates the table's existing rows first) and drop those not declared. Idempotent: a table
+    that has them commits nothing. A changed expression comes with a new name (names carry their parameters,
+    :func:`lakehouse.contracts.check_constraints`), so it replaces the old constraint.
+
+    Returns:
+        ``{"added": [...], "dropped": [...]}`` (names).
+
+    Raises:
+        ConstraintViolation: existing rows fail a constraint being added (nothing is changed then).
+    """
+    current = constraints(path)
+    missing = {k: v for k, v in declared.items() if k not in current}
+    extra = [k for k in current if k not in declared]
+    dt = DeltaTable(path)
+    if missing:
+        with _refusal(path, pl.scan_delta(path), missing):
+            dt.alter.add_constraint(missing)
+    for name in extra:
+        dt.alter.drop_constraint(name)
+    return {"added": sorted(missing), "dropped": sorted(extra)}
+
+
+def create(
+    path: str, frame: pl.DataFrame, *, partition_by: Sequence[str] | None = None, checks: Mapping[str, str]
+) -> bool:
+    """Create the table with ``frame``'s schema, no rows, and the CHECK constraints ``checks``, so even its first
+    rows are checked. Returns False (and does nothing) when the table exists."""
+    if table_exists(path):
+        return False
+    _ensure_parent(path)
+    write_deltalake(path, frame.clear(), mode="append", partition_by=list(partition_by) if partition_by else None)
+    if checks:
+        DeltaTable(path).alter.add_constraint(dict(checks))
+    return True
+
+
 def _commit(app_id: str | None, version: int | None, metadata: dict | None) -> CommitProperties:
     txns = [Transaction(app_id=app_id, version=version)] if app_id is not None and version is not None else None
     return CommitProperties(app_transactions=txns, custom_metadata=metadata)
@@ -54,16 +156,17 @@ def append(
 ) -> None:
     """Append ``frame`` (creating the table if needed), optionally recording ``(app_id, version)`` atomically."""
     _ensure_parent(path)
-    write_deltalake(
-        path,
-        frame,
-        mode="append",
-        # a column added by a later version of the code (e.g. bronze's _parse_error) is added to an existing table;
-        # its older rows read it as null
-        schema_mode="merge",
-        partition_by=list(partition_by) if partition_by and not table_exists(path) else None,
-        commit_properties=_commit(app_id, version, metadata),
-    )
+    with _refusal(path, frame):
+        write_deltalake(
+            path,
+            frame,
+            mode="append",
+            # a column added by a later version of the code (e.g. bronze's _parse_error) is added to an existing table;
+            # its older rows read it as null
+            schema_mode="merge",
+            partition_by=list(partition_by) if partition_by and not table_exists(path) else None,
+            commit_properties=_commit(app_id, version, metadata),
+        )
 
 
 def overwrite(
@@ -72,14 +175,15 @@ def overwrite(
     """Replace the whole table (used by gold tables that are recomputed from silver); ``metadata`` (string values)
     is stored in the commit (``DeltaTable.history()`` returns it)."""
     _ensure_parent(path)
-    write_deltalake(
-        path,
-        frame,
-        mode="overwrite",
-        schema_mode="overwrite",
-        partition_by=list(partition_by) if partition_by else None,
-        commit_properties=_commit(None, None, metadata),
-    )
+    with _refusal(path, frame):
+        write_deltalake(
+            path,
+            frame,
+            mode="overwrite",
+            schema_mode="overwrite",
+            partition_by=list(partition_by) if partition_by else None,
+            commit_properties=_commit(None, None, metadata),
+        )
 
 
 def last_commit_metadata(path: str) -> dict:
@@ -112,7 +216,7 @@ def upsert(
     """
     if frame.is_empty() and table_exists(path):
         return {"num_target_rows_inserted": 0, "num_target_rows_updated": 0}
-    if not table_exists(path):
+    if not table_exists(path) or not DeltaTable(path).file_uris():  # new, or created empty by create()
         append(path, frame, partition_by=partition_by, app_id=app_id, version=version)
         return {"num_target_rows_inserted": frame.height, "num_target_rows_updated": 0}
     clauses = []
@@ -121,19 +225,20 @@ def upsert(
         literals = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values)
         clauses.append(f"t.{col} IN ({literals})")
     clauses += [f"t.{k} = s.{k}" for k in key]
-    return (
-        DeltaTable(path)
-        .merge(
-            frame,
-            predicate=" AND ".join(clauses),
-            source_alias="s",
-            target_alias="t",
-            commit_properties=_commit(app_id, version, None),
+    with _refusal(path, frame):
+        return (
+            DeltaTable(path)
+            .merge(
+                frame,
+                predicate=" AND ".join(clauses),
+                source_alias="s",
+                target_alias="t",
+                commit_properties=_commit(app_id, version, None),
+            )
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
         )
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
-        .execute()
-    )
 
 
 def read(path: str, columns: Sequence[str] | None = None) -> pl.DataFrame:

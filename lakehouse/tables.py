@@ -20,6 +20,17 @@ object-store root, so the catalogue's interface does not change when the lake mo
 | ``gold/flight_delay_predictions`` | gold | overwrite | ``flight_id`` |
 | ``ml/feature_drift`` | ml | append (one row per column per evaluation) | ``evaluation_id, column`` |
 | ``ml/model_decisions`` | ml | append (one row per champion/challenger decision) | ``challenger_version`` |
+
+**CHECK constraints.** A table whose ``constraints_from`` names contracts carries, as Delta CHECK constraints, the
+SQL form of those contracts' column checks (:func:`lakehouse.contracts.check_constraints`): silver tables their own
+contract, gold tables the contracts of the columns they carry over unchanged. :class:`Lake` creates such a table
+with its constraints before its first rows and, before every write, adds what an existing table lacks (and drops
+what is no longer declared); a row that fails one is refused by the table itself
+(:class:`lakehouse.storage.ConstraintViolation`), whoever writes it.
+
+**Maintenance commits.** ``OPTIMIZE``, ``VACUUM START/END`` and ``ADD/DROP CONSTRAINT`` commits change no row:
+:meth:`Lake.data_version` and :meth:`Lake.built_from` look through them, so compacting or vacuuming silver does not
+make gold rebuild.
 """
 
 from __future__ import annotations
@@ -34,9 +45,12 @@ import polars as pl
 from deltalake import DeltaTable
 
 from lakehouse import storage
+from lakehouse.contracts import CONTRACTS, check_constraints
 from lakehouse.sources import SOURCES
 
 INPUTS_KEY = "lakehouse.inputs"  # commit metadata: the input tables' Delta versions a derived table was built from
+NO_DATA_CHANGE = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END", "ADD CONSTRAINT", "DROP CONSTRAINT"})
+"""Delta operations (``history()[i]["operation"]`` in delta-rs 1.6) that leave every row as it was."""
 ROW_ID = ("_content_hash", "_row_number")
 """Identity of a landed row: the sha256 of its file's bytes and its 1-based line in the file, header not counted
 (see :mod:`lakehouse.bronze.parsing`, "Row numbers")."""
@@ -49,6 +63,11 @@ class Table:
     ``merge_key``: the MERGE (upsert) key, empty for tables that are appended or overwritten; ``natural_key``: what
     identifies a row for a reader; ``partition_by``: Delta partition columns; ``app_id``: the Delta
     application-transaction id under which the writer commits its progress with its data (None: no progress kept).
+    ``overwritten``: the writer replaces the whole table (maintenance never compacts it: a compaction racing an
+    overwrite can double rows, docs/stack-notes.md, "Delta maintenance"). ``constraints_from``: ``(source,
+    not_null)`` pairs, the contracts (:data:`lakehouse.contracts.CONTRACTS`) whose column checks become the table's
+    CHECK constraints for the columns it has, the first source declaring a column winning; ``not_null`` False for
+    a source joined with a left join (its columns may be null here even where the contract forbids it).
     """
 
     layer: str
@@ -58,6 +77,19 @@ class Table:
     merge_key: tuple[str, ...] = ()
     partition_by: tuple[str, ...] = ()
     app_id: str | None = None
+    overwritten: bool = False
+    constraints_from: tuple[tuple[str, bool], ...] = ()
+
+    def check_constraints(self, columns: Sequence[str]) -> dict[str, str]:
+        """The CHECK constraints (``{name: sql}``) of this table when it has ``columns`` (see ``constraints_from``)."""
+        out: dict[str, str] = {}
+        claimed: set[str] = set()
+        for source, not_null in self.constraints_from:
+            for column, checks in check_constraints(CONTRACTS[source], not_null=not_null).items():
+                if column in columns and column not in claimed:
+                    claimed.add(column)
+                    out.update(checks)
+        return out
 
     @property
     def key(self) -> tuple[str, str]:
@@ -91,6 +123,25 @@ class Lake:
         """Current Delta version of ``table`` (raises ``TableNotFoundError`` when it does not exist)."""
         return DeltaTable(self.location(table)).version()
 
+    def _last_data_commit(self, table: Table) -> dict:
+        """The newest commit of ``table`` that may have changed rows (not in :data:`NO_DATA_CHANGE`), ``{}`` when
+        none is left in the log."""
+        dt, limit = DeltaTable(self.location(table)), 8
+        while True:
+            history = dt.history(limit)
+            for commit in history:
+                if commit.get("operation") not in NO_DATA_CHANGE:
+                    return dict(commit)
+            if len(history) < limit:
+                return {}
+            limit *= 4
+
+    def data_version(self, table: Table) -> int:
+        """Delta version of ``table``'s newest commit that may have changed rows: maintenance commits
+        (:data:`NO_DATA_CHANGE`) after it do not count (raises ``TableNotFoundError`` when it does not exist)."""
+        commit = self._last_data_commit(table)
+        return int(commit["version"]) if commit else self.version(table)
+
     def scan(self, table: Table, version: int | None = None) -> pl.LazyFrame:
         return pl.scan_delta(self.location(table), version=version)
 
@@ -109,6 +160,7 @@ class Lake:
         self, table: Table, frame: pl.DataFrame, *, progress: int | None = None, metadata: dict | None = None
     ) -> None:
         """Append ``frame``; with ``progress``, record it under ``table.app_id`` in the same commit."""
+        self._constrain(table, frame)
         storage.append(
             self.location(table),
             frame,
@@ -121,6 +173,7 @@ class Lake:
     def merge(self, table: Table, frame: pl.DataFrame, *, progress: int | None = None) -> dict:
         """MERGE ``frame`` on ``table.merge_key`` (see :func:`lakehouse.storage.upsert`); returns its metrics."""
         assert table.merge_key, f"{table.path} has no merge key"
+        self._constrain(table, frame)
         return storage.upsert(
             self.location(table),
             frame,
@@ -133,15 +186,33 @@ class Lake:
     def overwrite(self, table: Table, frame: pl.DataFrame, inputs: dict[str, int] | None = None) -> None:
         """Replace ``table``; ``inputs`` (``<layer>/<name>`` -> Delta version read) are recorded in the commit."""
         metadata = {INPUTS_KEY: json.dumps(inputs, sort_keys=True)} if inputs is not None else None
+        self._constrain(table, frame)
         storage.overwrite(self.location(table), frame, partition_by=table.partition_by, metadata=metadata)
 
+    def _constrain(self, table: Table, frame: pl.DataFrame) -> None:
+        """Give ``table`` its CHECK constraints before ``frame`` is written: create it empty with them when it does
+        not exist, otherwise add what it lacks (:func:`lakehouse.storage.ensure_constraints`)."""
+        if not table.constraints_from:
+            return
+        checks = table.check_constraints(frame.columns)
+        location = self.location(table)
+        if not storage.create(location, frame, partition_by=table.partition_by, checks=checks):
+            storage.ensure_constraints(location, checks)
+
+    def constraints(self, table: Table) -> dict[str, str]:
+        """The CHECK constraints ``table`` carries (``{name: sql}`` as delta-rs stores them; ``{}`` without one)."""
+        return storage.constraints(self.location(table))
+
     def input_versions(self, tables: Sequence[Table]) -> dict[str, int]:
-        """Current Delta version of each table (``<layer>/<name>`` -> version; -1 when it does not exist)."""
-        return {t.path: (self.version(t) if self.exists(t) else -1) for t in tables}
+        """:meth:`data_version` of each table (``<layer>/<name>`` -> version; -1 when it does not exist)."""
+        return {t.path: (self.data_version(t) if self.exists(t) else -1) for t in tables}
 
     def built_from(self, table: Table) -> dict[str, int] | None:
-        """The ``inputs`` recorded by the newest :meth:`overwrite` of ``table`` (None when not recorded)."""
-        recorded = storage.last_commit_metadata(self.location(table)).get(INPUTS_KEY)
+        """The ``inputs`` recorded by the newest :meth:`overwrite` of ``table`` (None when not recorded); maintenance
+        commits after it (:data:`NO_DATA_CHANGE`) are looked through."""
+        if not self.exists(table):
+            return None
+        recorded = self._last_data_commit(table).get(INPUTS_KEY)  # delta-rs puts custom metadata at the top level
         return json.loads(recorded) if recorded else None
 
     def damaged_location(self, table: Table, stamp: str) -> str:
@@ -221,6 +292,7 @@ SILVER: dict[str, Table] = {
         merge_key=(s.surrogate_key,),
         partition_by=s.partition_by,
         app_id=f"silver.{s.name}",
+        constraints_from=((s.name, True),),
     )
     for s in SOURCES.values()
 }
@@ -235,16 +307,28 @@ QUARANTINE: dict[str, Table] = {
     for s in SOURCES.values()
 }
 FLIGHT_FEATURES = Table(
-    "gold", "flight_features", "Point-in-time feature view, one row per flight.", natural_key=("flight_id",)
+    "gold",
+    "flight_features",
+    "Point-in-time feature view, one row per flight.",
+    natural_key=("flight_id",),
+    overwritten=True,
+    # one row per silver flight (its columns keep NOT NULL); weather and planes are left-joined
+    constraints_from=(("flights", True), ("weather", False), ("planes", False)),
 )
 ROUTE_DAILY_DELAYS = Table(
     "gold",
     "route_daily_delays",
     "Delay statistics per local date and route.",
     natural_key=("flight_date", "origin", "dest"),
+    overwritten=True,
+    constraints_from=(("flights", True),),
 )
 PREDICTIONS = Table(
-    "gold", "flight_delay_predictions", "The champion model's P(is_late) per flight.", natural_key=("flight_id",)
+    "gold",
+    "flight_delay_predictions",
+    "The champion model's P(is_late) per flight.",
+    natural_key=("flight_id",),
+    overwritten=True,
 )
 FEATURE_DRIFT = Table(
     "ml",
@@ -253,7 +337,11 @@ FEATURE_DRIFT = Table(
     natural_key=("evaluation_id", "column"),
 )
 MODEL_DECISIONS = Table(
-    "ml", "model_decisions", "One row per champion/challenger decision.", natural_key=("challenger_version",)
+    "ml",
+    "model_decisions",
+    "One row per champion/challenger decision.",
+    natural_key=("challenger_version",),
+    overwritten=True,  # appended by the model step, rewritten by the promotion
 )
 
 ALL_TABLES: tuple[Table, ...] = (

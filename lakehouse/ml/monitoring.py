@@ -144,7 +144,11 @@ def previous_evaluation(lake: Lake, registry: ModelRegistry) -> pl.DataFrame | N
         "chi-square per model feature, label and prediction, between the champion's training rows (gold at its "
         "recorded Delta version) and the newest month; thresholds 0.10 / 0.25 after Siddiqi (2006). One row per "
         "column per evaluation appended to `ml/feature_drift`; skipped when the same champion was already evaluated "
-        "on the same gold version. Follows new features and new champions."
+        "on the same gold version. Follows new features and new champions. Plots: the metadata entries "
+        "`psi_by_column` and `psi_history` of a materialization (Overview → Metadata, or Events) are PNGs; click "
+        "[Show Markdown] to open one (also MLflow artifacts of the champion's run, under `drift/`). The check "
+        "`no_significant_drift` is a warning that is expected to be red when the newest month is in another season "
+        "than the training months, and on the demo's slices (see the check's description)."
     ),
     check_specs=[checks.drift_check_spec(DRIFT_KEY)],
 )
@@ -174,7 +178,17 @@ def feature_drift(
                 "max_psi": max_psi,
                 "significant_columns": ", ".join(significant) or "none",
             },
-            check_results=[checks.no_significant_drift(significant, max_psi, retraining_policy.drift_psi)],
+            check_results=[
+                checks.no_significant_drift(
+                    significant,
+                    max_psi,
+                    retraining_policy.drift_psi,
+                    max_psi_column=monitored.get_column("column")[0] if monitored.height else None,
+                    monitored=monitored.height,
+                    reference_months=first["reference_months"],
+                    current_month=first["current_month"],
+                )
+            ],
         )
     champion = load_champion(registry)
     if champion is None:  # nothing to compare with yet; the sensor trains the first model
@@ -259,7 +273,19 @@ def feature_drift(
             "psi_by_column": dg.MetadataValue.md(plots.markdown_image(pngs["psi_by_column"], "PSI by column")),
             "psi_history": dg.MetadataValue.md(plots.markdown_image(pngs["psi_history"], "PSI over time")),
         },
-        check_results=[checks.no_significant_drift(significant, float(worst["psi"]), retraining_policy.drift_psi)],
+        check_results=[
+            checks.no_significant_drift(
+                significant,
+                float(worst["psi"]),
+                retraining_policy.drift_psi,
+                max_psi_column=worst["column"],
+                monitored=monitored.height,
+                reference_months=window["reference_months"],
+                reference_rows=window["reference_window_rows"],
+                current_month=window["current_month"],
+                current_rows=window["current_window_rows"],
+            )
+        ],
     )
 
 

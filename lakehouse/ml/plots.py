@@ -1,9 +1,17 @@
 """Pictures of the model and its drift, as PNG bytes: for MLflow artifacts and for Dagster asset metadata.
 
 Figures are built with matplotlib's object API on a plain :class:`~matplotlib.figure.Figure` (Agg canvas), never
-through ``pyplot``: no global state, no display needed, safe in Dagster's worker processes. They are small
-(~5x3.6 in at 80 dpi, tens of kB) because Dagster stores metadata in its event log; :func:`markdown_image`
-embeds one as a ``data:`` URI so the asset page shows it inline.
+through ``pyplot``: no global state, no display needed, safe in Dagster's worker processes.
+
+Size: 8 x 5 in at :data:`DPI` 110, i.e. about 880 x 550 px, with 11-14 pt text (:data:`FONT`), so a plot is legible
+at its natural size in the Dagster UI's dialog and on a laptop screen; a PNG is 30-80 kB (Dagster keeps metadata in
+its event log, so they are not made larger). :func:`markdown_image` embeds one as a ``data:`` URI in Markdown.
+
+Where a user sees them (dagster-webserver 1.13, checked with lakehouse_tests/test_ui_browser.py): the UI renders a
+Markdown metadata value inline only when it is shorter than 1,000 characters, so an embedded PNG always appears
+as a ``[Show Markdown]`` link in the asset's *Metadata* table (Overview, and Events per materialization); clicking
+it opens a dialog showing the image at its natural size (the UI's Markdown sanitizer allows ``data:`` image
+sources). docs/stack-notes.md, "Images in Dagster metadata", says what else was considered.
 
 matplotlib is imported on the first figure, not with this module: the code location imports every asset module,
 and runs that draw nothing (bronze, silver, gold) should not pay its ~0.5 s import.
@@ -23,10 +31,12 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 if TYPE_CHECKING:
     import lightgbm as lgb
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-DPI = 80
-SIZE = (5.0, 3.6)
+DPI = 110
+SIZE = (8.0, 5.0)  # inches: 880 x 550 px at DPI
+FONT = {"title": 14, "label": 12, "tick": 11, "legend": 11, "bar_label": 10}  # points
 STATUS_COLOURS = {"stable": "#4c9f70", "moderate": "#e0a526", "significant": "#c8463d"}
 
 
@@ -34,7 +44,16 @@ def new_figure(figsize: tuple[float, float] = SIZE) -> Figure:
     """A :class:`~matplotlib.figure.Figure` on the Agg canvas (no pyplot, no display)."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=figsize)
+    return Figure(figsize=figsize, dpi=DPI)
+
+
+def style(ax: Axes, title: str, xlabel: str = "", ylabel: str = "") -> None:
+    """Title, axis labels and tick labels at the :data:`FONT` sizes, with a light grid."""
+    ax.set_title(title, fontsize=FONT["title"])
+    ax.set_xlabel(xlabel, fontsize=FONT["label"])
+    ax.set_ylabel(ylabel, fontsize=FONT["label"])
+    ax.tick_params(labelsize=FONT["tick"])
+    ax.grid(True, alpha=0.3, lw=0.6)
 
 
 def to_png(fig: Figure) -> bytes:
@@ -45,7 +64,8 @@ def to_png(fig: Figure) -> bytes:
 
 
 def markdown_image(png: bytes, alt: str) -> str:
-    """Markdown that shows ``png`` inline (``![alt](data:image/png;base64,...)``)."""
+    """``![alt](data:image/png;base64,...)``: Markdown embedding ``png``, for ``dg.MetadataValue.md``. Dagster's UI
+    shows it as a ``[Show Markdown]`` link that opens the image in a dialog (module docstring)."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
 
 
@@ -55,10 +75,11 @@ def roc_curves(y: np.ndarray, scores: Mapping[str, np.ndarray], title: str) -> b
     ax = fig.add_subplot()
     for label, p in scores.items():
         fpr, tpr, _ = roc_curve(y, p)
-        ax.plot(fpr, tpr, label=f"{label} (AUC {roc_auc_score(y, p):.3f})")
-    ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1))
-    ax.legend(loc="lower right", fontsize=8)
+        ax.plot(fpr, tpr, lw=2, label=f"{label} (AUC {roc_auc_score(y, p):.3f})")
+    ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1, label="chance (AUC 0.5)")
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    style(ax, f"{title} (n={len(y):,})", "false positive rate", "true positive rate")
+    ax.legend(loc="lower right", fontsize=FONT["legend"])
     return to_png(fig)
 
 
@@ -68,10 +89,11 @@ def calibration_curves(y: np.ndarray, scores: Mapping[str, np.ndarray], title: s
     ax = fig.add_subplot()
     for label, p in scores.items():
         frac, mean = calibration_curve(y, p, n_bins=bins, strategy="quantile")
-        ax.plot(mean, frac, marker="o", ms=3, label=label)
+        ax.plot(mean, frac, marker="o", ms=5, lw=2, label=label)
     ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1, label="perfect calibration")
-    ax.set(xlabel="mean predicted P(late)", ylabel="observed late share", title=title, xlim=(0, 1), ylim=(0, 1))
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    style(ax, f"{title} ({bins} quantile bins)", "mean predicted P(late)", "observed late share")
+    ax.legend(loc="upper left", fontsize=FONT["legend"])
     return to_png(fig)
 
 
@@ -80,19 +102,21 @@ def feature_importance(booster: lgb.Booster, top: int = 20) -> bytes:
     gain = booster.feature_importance(importance_type="gain")
     names = np.array(booster.feature_name())
     order = np.argsort(gain)[::-1][:top][::-1]
-    fig = new_figure((SIZE[0], 0.22 * len(order) + 1))
+    fig = new_figure((SIZE[0], 0.3 * len(order) + 1.4))
     ax = fig.add_subplot()
     ax.barh(names[order], gain[order] / max(gain.sum(), 1e-12), color="#3b6ea5")
-    ax.set(xlabel="share of total gain", title=f"Feature importance (top {len(order)})")
-    ax.tick_params(axis="y", labelsize=7)
+    style(ax, f"Feature importance (top {len(order)} of {len(names)}, by gain)", "share of total gain")
+    ax.tick_params(axis="y", labelsize=FONT["bar_label"])
+    ax.grid(False, axis="y")
     return to_png(fig)
 
 
-def psi_bars(report: pl.DataFrame, moderate: float, significant: float, title: str, top: int = 40) -> bytes:
-    """PSI per column (``report`` of :func:`lakehouse.ml.drift.drift_report`), coloured by status,
-    with the threshold lines; columns not monitored are hatched."""
+def psi_bars(report: pl.DataFrame, moderate: float, significant: float, title: str, top: int = 25) -> bytes:
+    """PSI of the ``top`` columns with the highest PSI (``report`` of :func:`lakehouse.ml.drift.drift_report`; every
+    column is in the drift asset's ``drift`` metadata table), coloured by status, with the threshold lines; columns
+    not monitored are hatched."""
     rows = report.sort("psi", descending=True).head(top).reverse()
-    fig = new_figure((SIZE[0], 0.22 * rows.height + 1.2))
+    fig = new_figure((SIZE[0], 0.3 * rows.height + 1.6))
     ax = fig.add_subplot()
     psi = np.maximum(rows.get_column("psi").to_numpy(), 1e-4)
     bars = ax.barh(
@@ -104,9 +128,10 @@ def psi_bars(report: pl.DataFrame, moderate: float, significant: float, title: s
     ax.axvline(moderate, ls="--", c=STATUS_COLOURS["moderate"], lw=1, label=f"moderate ({moderate})")
     ax.axvline(significant, ls="--", c=STATUS_COLOURS["significant"], lw=1, label=f"significant ({significant})")
     ax.set_xscale("log")
-    ax.set(xlabel="PSI (log scale)", title=title)
-    ax.tick_params(axis="y", labelsize=7)
-    ax.legend(loc="lower right", fontsize=7)
+    style(ax, f"{title}\ntop {rows.height} of {report.height} columns", "PSI (log scale; hatched: not monitored)")
+    ax.tick_params(axis="y", labelsize=FONT["bar_label"])
+    ax.grid(False, axis="y")
+    ax.legend(loc="lower right", fontsize=FONT["legend"])
     return to_png(fig)
 
 
@@ -123,16 +148,16 @@ def psi_history(history: pl.DataFrame, columns: list[str], significant: float, t
             [position[t] for t in h.get_column("evaluated_at")],
             np.maximum(h.get_column("psi").to_numpy(), 1e-4),
             marker="o",
-            ms=3,
+            ms=5,
+            lw=2,
             label=c,
         )
-    ax.axhline(significant, ls="--", c=STATUS_COLOURS["significant"], lw=1)
+    ax.axhline(significant, ls="--", c=STATUS_COLOURS["significant"], lw=1, label=f"significant ({significant})")
     ax.set_yscale("log")
     ax.set_xticks(
         range(evaluations.height),
         [f"{m}\nv{v}" for m, v in evaluations.select("current_month", "champion_version").iter_rows()],
     )
-    ax.set(xlabel="evaluation (newest month, champion version)", ylabel="PSI (log)", title=title)
-    ax.tick_params(axis="x", labelsize=7)
-    ax.legend(fontsize=7)
+    style(ax, title, "evaluation (newest month, champion version)", "PSI (log scale)")
+    ax.legend(fontsize=FONT["bar_label"], loc="best")
     return to_png(fig)

@@ -431,6 +431,34 @@ def reproduce(lake: Lake, registry: ModelRegistry, run_id: str) -> tuple[trainin
     return model, split_metrics(split, split_scores(model, split))
 
 
+def trained_versions(registry: ModelRegistry) -> dict[str, list[int]]:
+    """Per table path (``<layer>/<name>``), the Delta versions the registered versions of ``registry.model_name``
+    were trained on, sorted: the ``data_versions`` of each version's ``training_config.json`` (what
+    :func:`reproduce` time-travels to). Maintenance passes them to ``vacuum(keep_versions=...)``, so every
+    registered model stays reproducible and its drift reference readable. ``{}`` without a registered model.
+
+    A version whose run has no ``training_config.json`` (logged before it existed) falls back on its run's
+    ``gold_flight_features_version`` param.
+    """
+    client = registry.client()
+    registry.activate()
+    try:
+        versions = client.search_model_versions(f"name = '{registry.model_name}'")
+    except MlflowException:
+        return {}
+    kept: dict[str, set[int]] = {}
+    for mv in versions:
+        run_id = str(mv.run_id)
+        try:
+            data_versions = mlflow.artifacts.load_dict(f"runs:/{run_id}/{CONFIG_ARTIFACT}")["data_versions"]
+        except (MlflowException, OSError, KeyError):
+            param = client.get_run(run_id).data.params.get("gold_flight_features_version")
+            data_versions = {FLIGHT_FEATURES.path: int(param)} if param is not None else {}
+        for path, version in data_versions.items():
+            kept.setdefault(path, set()).add(int(version))
+    return {path: sorted(v) for path, v in sorted(kept.items())}
+
+
 # --- evaluation ---------------------------------------------------------------------------------------------------
 
 
