@@ -1,6 +1,7 @@
 """``lakehouse`` command line (click): land the real data, run the whole graph, start the UI, print a summary.
 
-    lakehouse run [--months 1-12]    land the months not landed yet and materialize every asset
+    lakehouse run [--months 1-12]    land the months not landed yet and materialize every asset (one line per
+                 [--verbose]      step as it finishes; --verbose prints Dagster's whole event log as well)
     lakehouse land --months 7        land more months (simulates data arriving)
     lakehouse summary                rows per table, quarantine, model metrics (reads only)
     lakehouse recover                mark dead runs failed and free their concurrency slots
@@ -8,21 +9,26 @@
     lakehouse ui                     the Dagster UI and daemons (dg dev) on this code location
 
 Runs go to the persistent Dagster instance in ``$DAGSTER_HOME`` (default ``<data>/dagster``), so they show up in
-the UI afterwards. A wrong argument or setting prints one line and exits with status 2, before anything is
-written; another command holding the data folder exits with status 75 (``EX_TEMPFAIL``: try again later);
-a failed run exits with status 1.
+the UI afterwards, with their full log. A data folder moved or copied elsewhere works from its new place: the
+first command that opens the stores points MLflow's recorded locations at it (:mod:`lakehouse.relocation`).
+A wrong argument or setting prints one line and exits with status 2, before anything is written; another command
+holding the data folder exits with status 75 (``EX_TEMPFAIL``: try again later); a failed run exits with status 1
+(its failing step named with its error, and where the full log is).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import os
 import shutil
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 import click
 
@@ -32,6 +38,7 @@ from lakehouse.tables import ALL_TABLES, Lake, Landing
 
 EXIT_USAGE = 2
 EXIT_BUSY = 75  # sysexits.h EX_TEMPFAIL
+URL_PATH_SAFE = "/:@!$&'()*+,;=~"  # RFC 3986 path characters left as they are (besides letters, digits, -._)
 MIN_MONTHS = 3  # the model's time split: train, validate, test (lakehouse.ml.training.time_split)
 HINTS = [
     "  uv run lakehouse ui                  # Dagster UI on http://127.0.0.1:3000 (lineage, checks, metadata)",
@@ -55,6 +62,14 @@ def skip_final_gc() -> None:
     atexit.register(gc.freeze)
 
 
+def quiet() -> contextlib.AbstractContextManager[None]:
+    """Silence the known library noise for one command (:func:`lakehouse.progress.quiet_libraries`); imported
+    lazily, like dagster and mlflow, so ``--help`` and usage errors stay fast."""
+    from lakehouse.progress import quiet_libraries
+
+    return quiet_libraries()
+
+
 def checked_data_dir(create: bool) -> Path:
     """The data folder (``LAKEHOUSE_DATA_DIR`` or ``<repo>/data``), refused in one line when unusable.
 
@@ -64,6 +79,15 @@ def checked_data_dir(create: bool) -> Path:
     data = Path(default_data_dir())
     if data.exists() and not data.is_dir():
         raise UsageProblem(f"LAKEHOUSE_DATA_DIR={data} is a file, not a folder; point it at a folder")
+    lake = Settings.from_env().lake_dir
+    if quote(lake, safe=URL_PATH_SAFE) != lake:
+        # polars 2.1 reads a Delta table through the percent-encoded file URIs delta-rs gives, and looks for the
+        # encoded names on disk (docs/stack-notes.md, "Delta paths that need percent-encoding")
+        variable = "LAKEHOUSE_LAKE_DIR" if "LAKEHOUSE_LAKE_DIR" in os.environ else "LAKEHOUSE_DATA_DIR"
+        raise UsageProblem(
+            f"the lake {lake} cannot be read back: polars cannot read Delta tables under a path with a space, "
+            f"'#', '%', '[', ']', '?' or non-ASCII letters; set {variable} to a path without them"
+        )
     if not create:
         if not data.is_dir():
             raise UsageProblem(f"no data folder at {data}; run `uv run lakehouse run` first or set LAKEHOUSE_DATA_DIR")
@@ -116,6 +140,7 @@ def ensure_stores(settings: Settings) -> None:
     with dg.DagsterInstance.get() as instance:
         instance.get_runs(limit=1)  # opens the storages (and migrates them after a Dagster upgrade)
 
+    follow_move(settings)
     uri = settings.mlflow_tracking_uri
     registry = ModelRegistry(tracking_uri=uri, artifact_location=settings.mlflow_artifact_location)
     db = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
@@ -125,6 +150,40 @@ def ensure_stores(settings: Settings) -> None:
         ensure_experiment(f"sqlite:///{building_db}", registry.experiment, registry.artifact_location)
         os.replace(building_db, db)
     ensure_experiment(uri, registry.experiment, registry.artifact_location)
+
+
+def follow_move(settings: Settings) -> None:
+    """After the data folder was moved or copied, point MLflow's recorded locations at it (one transaction, one
+    line said); call it holding the data folder's lock (:mod:`lakehouse.relocation`).
+
+    Raises:
+        click.ClickException: the recorded locations cannot be explained by a move (the message says what to do).
+    """
+    from lakehouse.relocation import RelocationProblem, relocate_if_moved
+
+    try:
+        done = relocate_if_moved(default_data_dir(), settings.mlflow_tracking_uri, settings.mlflow_artifact_location)
+    except RelocationProblem as exc:
+        raise click.ClickException(str(exc)) from None
+    if done is not None:
+        click.echo(done.describe())
+
+
+def moved_note(settings: Settings) -> list[str]:
+    """A line for ``summary`` (which only reads) when the data folder moved and nothing updated MLflow yet."""
+    from lakehouse.relocation import RelocationProblem, find_move
+
+    try:
+        move = find_move(default_data_dir(), settings.mlflow_tracking_uri, settings.mlflow_artifact_location)
+    except RelocationProblem as exc:
+        return ["", f"MLflow: {exc}"]
+    if move is None:
+        return []
+    return [
+        "",
+        f"The data folder moved from {move.old}: MLflow still records artifacts there; the next "
+        "`uv run lakehouse run` (or `uv run lakehouse recover`) updates them.",
+    ]
 
 
 def champion_lines(settings: Settings, lake: Lake) -> list[str]:
@@ -197,6 +256,7 @@ def summary(settings: Settings) -> str:
             rows = lake.scan(table).select(pl.len()).collect().item()
             lines.append(f"{table.path:<38}{rows:>10,}{lake.version(table):>9}")
     lines += champion_lines(settings, lake)
+    lines += moved_note(settings)
     rejected = sorted(Path(Landing(settings.landing_dir).rejected_dir("*")).parent.glob("*/*.reason.json"))
     lines += ["", f"Rejected files: {len(rejected)}" + (f" (see {rejected[0].parent.parent})" if rejected else "")]
     lines += ["", "Next:", *HINTS, f"  uv run mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}"]
@@ -217,8 +277,13 @@ def months_option(value: str) -> list[int]:
         raise UsageProblem(f"--months {value}: {exc}") from None
 
 
-def run(months: Sequence[int]) -> int:
-    """Land the requested months not landed yet, then execute the ``medallion`` job in-process."""
+def run(months: Sequence[int], verbose: bool = False) -> int:
+    """Land the requested months not landed yet, then execute the ``medallion`` job in-process.
+
+    Prints one line per step as it finishes (:mod:`lakehouse.progress`), then the run's status and the summary;
+    with ``verbose`` Dagster's own console log (DEBUG) as well. Returns 0 when the run succeeded (or only refused
+    a challenger), else 1.
+    """
     from lakehouse import runs
 
     data = checked_data_dir(create=True)
@@ -232,6 +297,8 @@ def run(months: Sequence[int]) -> int:
     with runs.exclusive(data, "run"):
         import dagster as dg
 
+        from lakehouse import progress
+
         refuse_damage(settings)  # before the stores are opened: a missing tracking store must not be recreated
         ensure_stores(settings)
         landing_zone = Landing(settings.landing_dir)
@@ -242,7 +309,7 @@ def run(months: Sequence[int]) -> int:
             if not (Path(landing_zone.source_dir(s)) / f"{s}.csv").exists()
         ]
         if missing or static_missing:
-            print(
+            click.echo(
                 f"landing months {missing or 'none'} and {static_missing or 'no'} reference files "
                 f"into {settings.landing_dir}"
             )
@@ -254,16 +321,27 @@ def run(months: Sequence[int]) -> int:
 
         # built here, for the settings of this command: the module-level `defs` holds the resources of whatever
         # environment the process had when lakehouse.definitions was first imported
-        defs = build_definitions(settings)
+        job = build_definitions(settings).resolve_job_def("medallion")
+        run_id = str(uuid.uuid4())  # known before the run starts, so the progress listener can subscribe to it
 
         started = time.perf_counter()
         with dg.DagsterInstance.get() as instance:
             recovery = runs.recover_dead_runs(instance, settings.mlflow_tracking_uri)
             if recovery.failed_runs or recovery.freed_slots_of:
-                print(f"recovered after an interrupted run: {recovery.describe()}")
-            result = defs.resolve_job_def("medallion").execute_in_process(
-                instance=instance, raise_on_error=False, tags=runs.cli_run_tags()
-            )
+                click.echo(f"recovered after an interrupted run: {recovery.describe()}")
+            steps = progress.RunProgress(job)
+            click.echo(f"Run {run_id}: {len(steps.steps)} steps (job medallion)")
+            with progress.progress_bar(len(steps.steps)) if not verbose else contextlib.nullcontext() as bar:
+                steps.bar = bar
+                steps.listen(instance, run_id)
+                result = job.execute_in_process(
+                    instance=instance,
+                    raise_on_error=False,
+                    tags=runs.cli_run_tags(),
+                    run_id=run_id,
+                    run_config=None if verbose else progress.QUIET_RUN_CONFIG,
+                )
+                steps.finish()
         elapsed = time.perf_counter() - started
     # A challenger refused by the blocking check `challenger_not_worse` fails the model step by design (the
     # champion stays); for this command that is an outcome to report, not an error.
@@ -271,15 +349,26 @@ def run(months: Sequence[int]) -> int:
     failed_steps = {e.step_key for e in result.get_step_failure_events()}
     ok = result.success or (refused and failed_steps == {"ml__flight_delay_model"})
     status = "succeeded" if result.success else ("succeeded; challenger refused" if ok else "FAILED")
-    print(f"\nRun {result.run_id} {status} in {elapsed:.1f} s (Dagster instance: {os.environ['DAGSTER_HOME']})")
-    print(summary(settings))
+    click.echo(f"\nRun {result.run_id} {status} in {elapsed:.1f} s (Dagster instance: {os.environ['DAGSTER_HOME']})")
+    if not ok:
+        if not steps.failed:  # no step said why (resources, the run itself)
+            for error in steps.run_errors:
+                click.echo(f"  run error: {error}")
+        click.echo(
+            f"  full log: `uv run lakehouse ui`, then http://127.0.0.1:3000/runs/{result.run_id} "
+            "(or run again with --verbose)"
+        )
+    click.echo(summary(settings))
     return 0 if ok else 1
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """An ML-ready medallion lakehouse on Dagster: land the NYC 2013 flights, run bronze -> silver -> gold ->
     model, look at it in the Dagster UI."""
+    if ctx.invoked_subcommand in ("summary", "repair", "recover"):  # `run` decides itself (--verbose)
+        ctx.with_resource(quiet())
 
 
 @cli.command("run")
@@ -290,9 +379,22 @@ def cli() -> None:
     metavar="MONTHS",
     help="Months of 2013 to have landed, e.g. 1-6 or 1-3,7.",
 )
-def run_command(months: str) -> None:
-    """Land the months not landed yet and materialize every asset (job medallion)."""
-    sys.exit(run(months_option(months)))
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Also print Dagster's full event log (DEBUG), library warnings and MLflow's messages.",
+)
+def run_command(months: str, verbose: bool) -> None:
+    """Land the months not landed yet and materialize every asset (job medallion).
+
+    Prints one line per step as it finishes, then a summary; the full log is always kept in the Dagster instance
+    (`lakehouse ui`) and printed as well with --verbose.
+    """
+    month_list = months_option(months)
+    with contextlib.nullcontext() if verbose else quiet():
+        code = run(month_list, verbose=verbose)
+    sys.exit(code)
 
 
 @cli.command("land")
@@ -358,7 +460,8 @@ def repair_command(forget_models: bool) -> None:
 
 @cli.command("recover")
 def recover_command() -> None:
-    """Mark runs whose process died as failed, free their concurrency slots, end their MLflow runs."""
+    """Mark runs whose process died as failed, free their concurrency slots, end their MLflow runs; after the data
+    folder was moved or copied, point MLflow's recorded locations at it."""
     import dagster as dg
 
     from lakehouse import runs
@@ -366,6 +469,7 @@ def recover_command() -> None:
     data = checked_data_dir(create=False)
     settings = Settings.from_env()
     with runs.exclusive(data, "recover"):
+        follow_move(settings)
         ensure_dagster_home()
         with dg.DagsterInstance.get() as instance:
             click.echo(runs.recover_dead_runs(instance, settings.mlflow_tracking_uri).describe())
@@ -387,14 +491,12 @@ def ui_command(port: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one line on stderr for usage errors (exit 2) and a busy data folder (exit 75)."""
-    import warnings
-
     from lakehouse.runs import Busy
 
     skip_final_gc()
     # dagster marks dagster-mlflow's resource and hook, and a few APIs used here, beta/preview: said once in
-    # docs/stack-notes.md, not on every command
-    warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")
+    # docs/stack-notes.md, not on every command; silenced by category, and only by the commands that import them
+    # (lakehouse.progress.quiet_libraries), not by `lakehouse run --verbose`
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="lakehouse", standalone_mode=False)
     except click.UsageError as exc:
