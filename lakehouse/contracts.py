@@ -22,7 +22,10 @@ the BTS on-time data and NOAA ASOS observations). Sources of the bounds:
 
 * ``HHMM`` clock times: 0..2359 for schedules; actual times use 1..2400 (BTS writes midnight as 2400).
 * delays: the BTS on-time data records delays in minutes; |delay| <= 24 h (1440 min) is a sanity bound (the real
-  maximum is 1301 min).
+  maximum is 1301 min). A departure more than 60 min before its schedule is an error (the real minimum is -43 min;
+  passengers are told to be at the gate 15-30 min before departure); an air time above 24 h too (the longest
+  scheduled flight in the world is under 19 h; the real maximum is 695 min). The feature view relies on these three
+  bounds (how far a flight's features reach in time, :data:`lakehouse.gold.features.LOOKBACK`).
 * weather: ASOS surface observations (NOAA ASOS User's Guide, 1998); wind speed < 250 mph exceeds any recorded
   surface wind (the 253 mph gust of Barrow Island, 1996, is the world record), so the single 1048 mph reading in
   the real data is an instrument error and is quarantined.
@@ -58,6 +61,9 @@ REQUIRED = {"raw": "required"}
 OPTIONAL = {"raw": "optional"}
 DERIVED = {"derived": True}
 CARRIER_LENGTH = {"min_value": 2, "max_value": 2}
+MAX_DELAY_MINUTES = 1440
+MAX_EARLY_DEPARTURE_MINUTES = 60
+MAX_AIR_TIME_MINUTES = 1440
 AIRPORT_CODE_LENGTH = {"min_value": 3, "max_value": 4}
 FAA_TAIL_LENGTH = {"min_value": 2, "max_value": 6}
 ANY_TAIL_LENGTH = {"min_value": 2, "max_value": 10}
@@ -100,7 +106,7 @@ class SilverFlights(_Contract):
     )
     dep_delay: pl.Int32 = pa.Field(
         nullable=True,
-        in_range={"min_value": -1440, "max_value": 1440},
+        in_range={"min_value": -MAX_EARLY_DEPARTURE_MINUTES, "max_value": MAX_DELAY_MINUTES},
         metadata=REQUIRED,
         description="Departure delay in minutes (negative: early).",
     )
@@ -117,7 +123,7 @@ class SilverFlights(_Contract):
     )
     arr_delay: pl.Int32 = pa.Field(
         nullable=True,
-        in_range={"min_value": -1440, "max_value": 1440},
+        in_range={"min_value": -MAX_DELAY_MINUTES, "max_value": MAX_DELAY_MINUTES},
         metadata=REQUIRED,
         description="Arrival delay in minutes (negative: early); null when diverted.",
     )
@@ -140,7 +146,9 @@ class SilverFlights(_Contract):
         metadata=REQUIRED,
         description="Destination airport (FAA code).",
     )
-    air_time: pl.Int32 = pa.Field(nullable=True, gt=0, metadata=REQUIRED, description="Minutes in the air.")
+    air_time: pl.Int32 = pa.Field(
+        nullable=True, gt=0, le=MAX_AIR_TIME_MINUTES, metadata=REQUIRED, description="Minutes in the air."
+    )
     distance: pl.Int32 = pa.Field(gt=0, metadata=REQUIRED, description="Distance between the airports, miles.")
     hour: pl.Int8 = pa.Field(
         nullable=True, metadata=OPTIONAL, description="Hour of sched_dep_time (silver derives it when not landed)."

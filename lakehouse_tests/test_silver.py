@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pandera.polars as pa
 import polars as pl
+import pytest
 from pandera.engines import polars_engine as pe
 
 from lakehouse import contracts
@@ -128,6 +129,18 @@ def test_bad_values_go_to_quarantine_with_reason_file_and_position(raw_flights):
     assert "isin" in q["failed_checks"][1] and "XYZ" in q["reason"][1]
     assert '"dep_delay":"abc"' in q["record"][0]
     assert out.valid.height == 3
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "ok"),
+    [("dep_delay", "-60", True), ("dep_delay", "-61", False), ("air_time", "1440", True), ("air_time", "1441", False)],
+)
+def test_timing_bounds_the_feature_view_relies_on(raw_flights, column, value, ok):
+    """gold.features.LOOKBACK / LOOKAHEAD assume no departure more than 60 min early and no air time over 24 h."""
+    out = conform_flights(_one_flight(raw_flights, **{column: value}))
+    assert out.valid.height == int(ok)
+    if not ok:
+        assert column in out.quarantine["failed_checks"][0] and value in out.quarantine["reason"][0]
 
 
 def test_latest_version_of_a_natural_key_wins(raw_flights):
