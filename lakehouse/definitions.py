@@ -13,6 +13,7 @@ from lakehouse import automation
 from lakehouse.bronze import assets as bronze_assets
 from lakehouse.bronze import sensors as bronze_sensors
 from lakehouse.gold import assets as gold_assets
+from lakehouse.gold import sensors as gold_sensors
 from lakehouse.maintenance import jobs as maintenance_jobs
 from lakehouse.ml import assets as ml_assets
 from lakehouse.ml import monitoring as ml_monitoring
@@ -26,6 +27,7 @@ LAYER_MODULES = [
     bronze_sensors,
     silver_assets,
     gold_assets,
+    gold_sensors,
     ml_assets,
     ml_monitoring,
     ml_sensors,
@@ -33,11 +35,24 @@ LAYER_MODULES = [
     maintenance_jobs,
 ]
 
-medallion_job = dg.define_asset_job(
-    "medallion",
-    selection=dg.AssetSelection.all(),
-    description="Landing -> bronze -> silver -> gold -> model -> predictions, on whatever has landed.",
+# The three steps of lakehouse.pipeline as jobs (Launchpad, schedules): the gold months are partitioned, so the
+# whole graph is not one job (a run of it would need a month range known only after silver).
+ingest_job = dg.define_asset_job(
+    "ingest",
+    selection=dg.AssetSelection.groups("bronze", "silver"),
+    description="Landing -> bronze -> silver, for whatever has landed.",
 )
+gold_job = dg.define_asset_job(
+    "gold_months",
+    selection=dg.AssetSelection.groups("gold"),
+    description="The gold feature view and route aggregate of the months chosen in the Launchpad (partitioned).",
+)
+ml_job = dg.define_asset_job(
+    "ml",
+    selection=dg.AssetSelection.groups("ml"),
+    description="Model (challenger), champion, predictions and drift.",
+)
+JOBS = [ingest_job, gold_job, ml_job]
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -48,7 +63,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     layers = dg.load_definitions_from_modules(LAYER_MODULES)
     return dg.Definitions.merge(
         layers,
-        dg.Definitions(jobs=[medallion_job], resources=build_resources(settings), executor=dg.in_process_executor),
+        dg.Definitions(jobs=JOBS, resources=build_resources(settings), executor=dg.in_process_executor),
     )
 
 

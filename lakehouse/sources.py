@@ -37,7 +37,8 @@ class SourceSpec:
     ``columns`` maps every raw (landed) column to its silver dtype, in landed order; ``required`` lists the raw
     columns a landed file must have, or it is rejected whole. ``natural_key`` identifies a row in silver,
     ``surrogate_key`` names its UUID v5, ``partition_by`` is the silver Delta partitioning; ``monthly`` sources
-    land one file per month. ``contract`` is the Pandera model everything here is derived from.
+    land one file per month; ``event_time`` is the UTC instant of a row of an event source (None: a dimension).
+    ``contract`` is the Pandera model everything here is derived from.
     """
 
     name: str
@@ -48,6 +49,7 @@ class SourceSpec:
     surrogate_key: str
     monthly: bool
     partition_by: tuple[str, ...]
+    event_time: str | None = None
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -84,6 +86,7 @@ def source_spec(name: str, contract: type[pa.DataFrameModel]) -> SourceSpec:
         surrogate_key=meta["surrogate_key"],
         monthly=bool(meta["monthly"]),
         partition_by=tuple(meta.get("partition_by", ())),
+        event_time=meta.get("event_time"),
     )
 
 

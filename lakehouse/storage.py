@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -186,6 +187,50 @@ def overwrite(
         )
 
 
+class LayoutMismatch(RuntimeError):
+    """An existing table is partitioned differently from what its writer expects (written by an older version)."""
+
+
+def check_layout(path: str, partition_by: Sequence[str]) -> None:
+    """Raise :class:`LayoutMismatch` when the table at ``path`` exists partitioned otherwise than ``partition_by``."""
+    if table_exists(path):
+        existing = DeltaTable(path).metadata().partition_columns
+        if list(existing) != list(partition_by):
+            raise LayoutMismatch(
+                f"{path} is partitioned by {existing or 'nothing'}, this version writes it by {list(partition_by)}: "
+                "`uv run lakehouse repair` moves it aside and the next run rebuilds it"
+            )
+
+
+def replace_partition(
+    path: str,
+    frame: pl.DataFrame,
+    *,
+    column: str,
+    value: date,
+    partition_by: Sequence[str],
+    metadata: dict | None = None,
+) -> None:
+    """Replace the rows of one partition (``column = value``, a Date) with ``frame``, leaving the others untouched
+    (Delta's replace-where: ``write_deltalake(mode="overwrite", predicate=...)``; delta-rs refuses the commit when
+    a row of ``frame`` does not match the predicate, and an empty ``frame`` removes the partition's rows).
+
+    Raises:
+        LayoutMismatch: the table exists with other partition columns (move it aside: ``lakehouse repair``).
+    """
+    _ensure_parent(path)
+    check_layout(path, partition_by)
+    with _refusal(path, frame):
+        write_deltalake(
+            path,
+            frame,
+            mode="overwrite",
+            predicate=f"{column} = '{value.isoformat()}'",
+            partition_by=list(partition_by),
+            commit_properties=_commit(None, None, metadata),
+        )
+
+
 def last_commit_metadata(path: str) -> dict:
     """The newest commit's information (operation, metrics and custom metadata), ``{}`` without a table."""
     if not table_exists(path):
@@ -202,8 +247,10 @@ def upsert(
     partition_by: Sequence[str] = (),
     app_id: str | None = None,
     version: int | None = None,
+    metadata: dict | None = None,
 ) -> dict:
-    """MERGE ``frame`` into the table on ``key``: update matched rows, insert the others.
+    """MERGE ``frame`` into the table on ``key``: update matched rows, insert the others; ``metadata`` (string
+    values) is stored in the commit.
 
     Creates the table on first use. When the table is partitioned, the predicate also carries literal
     ``IN (...)`` filters on the partition columns of ``frame``: delta-rs then prunes files and the MERGE
@@ -217,7 +264,7 @@ def upsert(
     if frame.is_empty() and table_exists(path):
         return {"num_target_rows_inserted": 0, "num_target_rows_updated": 0}
     if not table_exists(path) or not DeltaTable(path).file_uris():  # new, or created empty by create()
-        append(path, frame, partition_by=partition_by, app_id=app_id, version=version)
+        append(path, frame, partition_by=partition_by, app_id=app_id, version=version, metadata=metadata)
         return {"num_target_rows_inserted": frame.height, "num_target_rows_updated": 0}
     clauses = []
     for col in partition_by:
@@ -233,7 +280,7 @@ def upsert(
                 predicate=" AND ".join(clauses),
                 source_alias="s",
                 target_alias="t",
-                commit_properties=_commit(app_id, version, None),
+                commit_properties=_commit(app_id, version, metadata),
             )
             .when_matched_update_all()
             .when_not_matched_insert_all()

@@ -15,8 +15,8 @@ object-store root, so the catalogue's interface does not change when the lake mo
 | ``bronze/<source>_ingest_log`` | bronze | append | ``file_name, content_hash`` |
 | ``silver/<source>`` | silver | MERGE on the surrogate key, txn ``silver.<source>`` = consumed batch | natural key |
 | ``silver/<source>_quarantine`` | silver | MERGE on ``_content_hash, _row_number`` | same |
-| ``gold/flight_features`` | gold | overwrite | ``flight_id`` |
-| ``gold/route_daily_delays`` | gold | overwrite | ``flight_date, origin, dest`` |
+| ``gold/flight_features`` | gold | replace-where per month (``flight_month``) | ``flight_id`` |
+| ``gold/route_daily_delays`` | gold | replace-where per month (``flight_month``) | ``flight_date, origin, dest`` |
 | ``gold/flight_delay_predictions`` | gold | overwrite | ``flight_id`` |
 | ``ml/feature_drift`` | ml | append (one row per column per evaluation) | ``evaluation_id, column`` |
 | ``ml/model_decisions`` | ml | append (one row per champion/challenger decision) | ``challenger_version`` |
@@ -39,6 +39,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from urllib.parse import unquote
 
 import polars as pl
@@ -49,6 +50,8 @@ from lakehouse.contracts import CONTRACTS, check_constraints
 from lakehouse.sources import SOURCES
 
 INPUTS_KEY = "lakehouse.inputs"  # commit metadata: the input tables' Delta versions a derived table was built from
+PARTITION_KEY = "lakehouse.partition"  # commit metadata: the partition (ISO date) a replace-where commit wrote
+CHANGED_KEY = "lakehouse.changed"  # commit metadata: what a silver commit's rows touch (Lake.merge)
 NO_DATA_CHANGE = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END", "ADD CONSTRAINT", "DROP CONSTRAINT"})
 """Delta operations (``history()[i]["operation"]`` in delta-rs 1.6) that leave every row as it was."""
 ROW_ID = ("_content_hash", "_row_number")
@@ -151,6 +154,10 @@ class Lake:
             return pl.DataFrame({c: [] for c in columns or []})
         return pl.read_delta(self.location(table), columns=list(columns) if columns else None, version=version)
 
+    def partitions(self, table: Table) -> list[dict[str, str]]:
+        """The partition values present in ``table`` (Delta ``partitions()``: one dict per partition)."""
+        return list(DeltaTable(self.location(table)).partitions()) if self.exists(table) else []
+
     def consumed_version(self, table: Table) -> int:
         """Last input batch its writer committed under ``table.app_id`` (-1 when none)."""
         assert table.app_id is not None, f"{table.path} keeps no progress"
@@ -170,8 +177,14 @@ class Lake:
             metadata=metadata,
         )
 
-    def merge(self, table: Table, frame: pl.DataFrame, *, progress: int | None = None) -> dict:
-        """MERGE ``frame`` on ``table.merge_key`` (see :func:`lakehouse.storage.upsert`); returns its metrics."""
+    def merge(
+        self, table: Table, frame: pl.DataFrame, *, progress: int | None = None, changed: dict | None = None
+    ) -> dict:
+        """MERGE ``frame`` on ``table.merge_key`` (see :func:`lakehouse.storage.upsert`); returns its metrics.
+
+        ``changed`` (JSON-able) is recorded in the commit under :data:`CHANGED_KEY`: what the rows of this commit
+        touch (a silver table records the span of its rows' event times, :meth:`changes_since` reads it back).
+        """
         assert table.merge_key, f"{table.path} has no merge key"
         self._constrain(table, frame)
         return storage.upsert(
@@ -181,7 +194,59 @@ class Lake:
             partition_by=table.partition_by,
             app_id=table.app_id if progress is not None else None,
             version=progress,
+            metadata=None if changed is None else {CHANGED_KEY: json.dumps(changed, sort_keys=True)},
         )
+
+    def replace_partition(self, table: Table, frame: pl.DataFrame, value: date, inputs: dict[str, int]) -> None:
+        """Replace the rows of ``table``'s partition ``value`` (its single Date partition column) with ``frame``;
+        ``inputs`` (``<layer>/<name>`` -> Delta version read) are recorded in the commit with the partition, for
+        :meth:`partitions_built`.
+
+        Raises:
+            lakehouse.storage.LayoutMismatch: the table exists partitioned otherwise (an older version wrote it).
+        """
+        (column,) = table.partition_by
+        storage.check_layout(self.location(table), table.partition_by)
+        self._constrain(table, frame)
+        storage.replace_partition(
+            self.location(table),
+            frame,
+            column=column,
+            value=value,
+            partition_by=table.partition_by,
+            metadata={INPUTS_KEY: json.dumps(inputs, sort_keys=True), PARTITION_KEY: value.isoformat()},
+        )
+
+    def partitions_built(self, table: Table) -> dict[date, dict[str, int]]:
+        """Per partition value present in ``table``: the ``inputs`` of the newest commit that wrote it
+        (:meth:`replace_partition`); ``{}`` without the table. Reads the Delta log's commit infos (O(commits);
+        maintenance checkpoints keep that small)."""
+        if not self.exists(table):
+            return {}
+        dt = DeltaTable(self.location(table))
+        present = {date.fromisoformat(str(p[table.partition_by[0]])) for p in dt.partitions()}
+        built: dict[date, dict[str, int]] = {}
+        for commit in dt.history():  # newest first
+            value = commit.get(PARTITION_KEY)
+            if value is not None and date.fromisoformat(value) in present and date.fromisoformat(value) not in built:
+                built[date.fromisoformat(value)] = json.loads(commit.get(INPUTS_KEY, "{}"))
+        return {month: built.get(month, {}) for month in present}
+
+    def changes_since(self, table: Table, version: int) -> list[tuple[int, dict | None]]:
+        """``(version, record)`` of ``table``'s data-changing commits after ``version``, newest first: the
+        :data:`CHANGED_KEY` record of each (None for a commit that recorded none: its rows may touch anything).
+        Commits that change no rows (OPTIMIZE, VACUUM, constraints, properties) are skipped."""
+        if not self.exists(table):
+            return []
+        out: list[tuple[int, dict | None]] = []
+        for commit in DeltaTable(self.location(table)).history():
+            if commit["version"] <= version:
+                break
+            if commit.get("operation") in NO_DATA_CHANGE:
+                continue
+            recorded = commit.get(CHANGED_KEY)
+            out.append((int(commit["version"]), json.loads(recorded) if recorded else None))
+        return out
 
     def overwrite(self, table: Table, frame: pl.DataFrame, inputs: dict[str, int] | None = None) -> None:
         """Replace ``table``; ``inputs`` (``<layer>/<name>`` -> Delta version read) are recorded in the commit."""
@@ -222,8 +287,9 @@ class Lake:
     def damage(self, table: Table, version: int | None = None) -> list[str]:
         """What is wrong with the data files of ``table`` (at ``version``, default the latest), one line each:
         a file the Delta log lists that is missing, or whose size differs from the size the log recorded
-        (truncated or overwritten). Empty when intact, when the table does not exist, or for a non-local root
-        (object stores are not checked here).
+        (truncated or overwritten), or a table partitioned otherwise than the catalogue says (written by an older
+        version of the code; its writer would refuse it). Empty when intact, when the table does not exist, or
+        for a non-local root (object stores are not checked here).
 
         A truncated Parquet file makes polars panic while reading (``PanicException: assertion failed:
         range.end as u64 <= self.size``, naming neither table nor file); this check names both, from metadata and
@@ -232,6 +298,10 @@ class Lake:
         location = self.location(table)
         if "://" in self.root or not self.exists(table):
             return []
+        layout = list(DeltaTable(location, version=version).metadata().partition_columns)
+        if layout != list(table.partition_by):
+            expected = list(table.partition_by)
+            return [f"{location} is partitioned by {layout or 'nothing'}, this version writes {expected}"]
         actions = pl.DataFrame(DeltaTable(location, version=version).get_add_actions(flatten=True))
         problems = []
         for path, size in actions.select("path", "size_bytes").iter_rows():
@@ -311,7 +381,8 @@ FLIGHT_FEATURES = Table(
     "flight_features",
     "Point-in-time feature view, one row per flight.",
     natural_key=("flight_id",),
-    overwritten=True,
+    partition_by=("flight_month",),
+    overwritten=True,  # per month (replace-where): maintenance never compacts it
     # one row per silver flight (its columns keep NOT NULL); weather and planes are left-joined
     constraints_from=(("flights", True), ("weather", False), ("planes", False)),
 )
@@ -320,7 +391,8 @@ ROUTE_DAILY_DELAYS = Table(
     "route_daily_delays",
     "Delay statistics per local date and route.",
     natural_key=("flight_date", "origin", "dest"),
-    overwritten=True,
+    partition_by=("flight_month",),
+    overwritten=True,  # per month (replace-where): maintenance never compacts it
     constraints_from=(("flights", True),),
 )
 PREDICTIONS = Table(

@@ -9,8 +9,8 @@ import dagster as dg
 import polars as pl
 
 from lakehouse.bronze.parsing import to_bronze
-from lakehouse.definitions import ALL_ASSETS, ALL_CHECKS
-from lakehouse.resources import build_resources
+from lakehouse.definitions import build_definitions
+from lakehouse.pipeline import MedallionResult, materialize_medallion
 from lakehouse.settings import Settings
 from lakehouse.sources import SOURCES
 from lakehouse.tables import BY_PATH, Lake, Landing
@@ -31,9 +31,11 @@ def bronze_of(name: str, raw: pl.DataFrame, file: str = "f.csv", seq: int = 1) -
     )
 
 
-def materialize_all(settings: Settings, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
-    """Materialize the whole graph (or ``selection=``) with every check, on the lake of ``settings``."""
-    return dg.materialize([*ALL_ASSETS, *ALL_CHECKS], resources=build_resources(settings), instance=instance, **kwargs)
+def materialize_all(settings: Settings, instance: dg.DagsterInstance, **kwargs) -> MedallionResult:
+    """Materialize the whole graph (or ``selection=``) with every check, on the lake of ``settings``, as
+    ``lakehouse run`` does (:func:`lakehouse.pipeline.materialize_medallion`: ingest, stale gold months, ml)."""
+    kwargs.setdefault("raise_on_error", True)
+    return materialize_medallion(build_definitions(settings), instance, Lake(settings.lake_dir), **kwargs)
 
 
 def lake(settings: Settings) -> Lake:

@@ -150,7 +150,8 @@ def test_sigkill_inside_a_pooled_step_then_a_plain_run_converges(tmp_path, refer
             os.environ.pop("DAGSTER_HOME")
         else:
             os.environ["DAGSTER_HOME"] = previous
-    assert statuses == ["FAILURE", "SUCCESS"]  # the killed run is marked failed, never left STARTED
+    # the killed run is marked failed, never left STARTED; every run of the next command (ingest, gold, ml) succeeded
+    assert statuses.count("FAILURE") == 1 and set(statuses) == {"FAILURE", "SUCCESS"}
     assert not held  # no slot left behind
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     mlflow_statuses = [

@@ -39,9 +39,16 @@ def shape(definitions: dg.Definitions) -> dict:
         s.name: {"default_status": s.default_status.value, "minimum_interval_seconds": s.minimum_interval_seconds}
         for s in sorted(definitions.sensors or [], key=lambda s: s.name)
     }
-    medallion = definitions.resolve_job_def("medallion")
-    jobs = {"medallion": sorted(k.to_user_string() for k in medallion.asset_layer.executable_asset_keys)}
-    return {"assets": assets, "sensors": sensors, "jobs": jobs}
+    jobs = {
+        name: sorted(k.to_user_string() for k in definitions.resolve_job_def(name).asset_layer.executable_asset_keys)
+        for name in ("ingest", "gold_months", "ml")
+    }
+    partitioned = {
+        key.to_user_string(): type(graph.get(key).partitions_def).__name__
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).partitions_def is not None
+    }
+    return {"assets": assets, "sensors": sensors, "jobs": jobs, "partitioned": partitioned}
 
 
 def test_definitions_load_and_match_the_snapshot():
@@ -53,11 +60,16 @@ def test_definitions_load_and_match_the_snapshot():
     assert current == json.loads(SNAPSHOT.read_text())
 
 
-def test_every_layer_is_a_group_and_the_medallion_job_runs_the_whole_graph():
+def test_every_layer_is_a_group_and_the_three_jobs_run_the_whole_graph_once():
     current = shape(defs)
     groups = {a["group"] for a in current["assets"].values()}
     assert groups == {"bronze", "silver", "gold", "ml"}
-    assert current["jobs"]["medallion"] == sorted(current["assets"])
+    jobs = current["jobs"]
+    assert sorted(jobs["ingest"] + jobs["gold_months"] + jobs["ml"]) == sorted(current["assets"])
+    assert current["partitioned"] == {
+        "gold/flight_features": "MonthlyPartitionsDefinition",
+        "gold/route_daily_delays": "MonthlyPartitionsDefinition",
+    }
     for source in ("flights", "weather", "planes", "airports", "airlines"):
         assert current["assets"][f"silver/{source}"]["checks"]["row_accounting"] == {"blocking": True}
         assert current["assets"][f"silver/{source}"]["deps"] == [f"bronze/{source}"]

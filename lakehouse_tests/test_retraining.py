@@ -35,9 +35,10 @@ from lakehouse.ml.sensors import (
     evaluate_triggers,
     retraining_sensor,
 )
+from lakehouse.pipeline import MedallionResult
 from lakehouse.resources import ModelRegistry, RetrainingPolicy, build_resources
 from lakehouse.settings import Settings
-from lakehouse_tests.helpers import lake, location
+from lakehouse_tests.helpers import lake, location, materialize_all
 
 pytestmark = pytest.mark.slow
 
@@ -79,13 +80,13 @@ def champion_version(settings: Settings) -> int:
 class Story:
     settings: Settings
     instance: dg.DagsterInstance
-    first: dg.ExecuteInProcessResult
+    first: MedallionResult
     champion_v1: int
     tick_before_july: object
     tick_after_july: dg.SensorResult
     tick_again: object
     drift_only: list
-    retrain: dg.ExecuteInProcessResult
+    retrain: MedallionResult
     tick_after_retrain: object
     gold_version_before_july: int
     challenger_after_retrain: int  # the challenger alias right after the retraining run
@@ -95,10 +96,9 @@ class Story:
 @pytest.fixture(scope="module")
 def story(tmp_path_factory):
     settings = Settings.from_env(tmp_path_factory.mktemp("fresh"))
-    resources = build_resources(settings)
     land(settings.landing_dir, months=range(1, 7), max_day=MAX_DAY)
     with dg.instance_for_test() as instance:
-        first = dg.materialize(ALL_ASSETS, resources=resources, instance=instance)
+        first = materialize_all(settings, instance)
         v1 = champion_version(settings)
         gold_v = DeltaTable(location(settings, "gold/flight_features")).version()
         before = sensor_tick(settings, instance)
@@ -106,11 +106,8 @@ def story(tmp_path_factory):
         land(settings.landing_dir, months=[7], max_day=MAX_DAY)
         # what the landing sensor and declarative automation do: bronze -> silver -> gold, then drift and
         # predictions follow gold; the model is never automated, and the champion follows only the model
-        follow = dg.materialize(
-            ALL_ASSETS,
-            selection=dg.AssetSelection.all() - dg.AssetSelection.assets(MODEL_KEY, CHAMPION_KEY),
-            resources=resources,
-            instance=instance,
+        follow = materialize_all(
+            settings, instance, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(MODEL_KEY, CHAMPION_KEY)
         )
         assert follow.success
         after = sensor_tick(settings, instance)
@@ -118,13 +115,8 @@ def story(tmp_path_factory):
         drift_only = triggers(settings, instance, policy=RetrainingPolicy(min_new_flights=10**9))
 
         request = after.run_requests[0]
-        retrain = dg.materialize(
-            ALL_ASSETS,
-            selection=request.asset_selection,
-            tags=request.tags,
-            resources=resources,
-            instance=instance,
-            raise_on_error=False,
+        retrain = materialize_all(
+            settings, instance, selection=request.asset_selection, tags=request.tags, raise_on_error=False
         )
         challenger = MlflowClient().get_model_version_by_alias(MODEL_NAME, CHALLENGER)
         yield Story(

@@ -1,56 +1,127 @@
-"""Gold assets: the point-in-time flight feature view and the route/day delay aggregate.
+"""Gold assets: the point-in-time flight feature view and the route/day delay aggregate, partitioned by month.
 
-Each gold table records in its Delta commit the versions of the silver tables it was built from
-(:meth:`lakehouse.tables.Lake.built_from`). When those are still the current versions (a run with nothing new:
-silver commits nothing then), the asset reports the table as unchanged instead of rewriting it, so its Delta version
-stays and everything keyed on it (the model's training window, drift's "already evaluated") sees no change.
+Both are Dagster **monthly time-window partitions** (:data:`lakehouse.partitions.MONTHS`) stored as Delta
+partitions (``flight_month``). A run materializes a range of months in one process (single-run backfill policy),
+one month at a time: it reads the silver flights of the month's context only (:func:`~lakehouse.gold.features.
+month_context`: the month, the 31 days before it and the hour after it, pruned by silver's ``year, month``
+partitions), pinned at one Delta version, and replaces that month's Delta partition (replace-where), recording the
+silver versions it read in the commit. A month therefore costs what the month costs, not what the lake costs.
+
+Which months to run is decided from the lake (:mod:`lakehouse.gold.months`): the gold sensor
+(:mod:`lakehouse.gold.sensors`) and ``lakehouse run`` request the stale months only; from the UI any month or range
+can be (re)materialized or backfilled.
 """
+
+from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
 
-from lakehouse.automation import FEATURES_FRESHNESS, follow_upstream
+from lakehouse.automation import FEATURES_FRESHNESS
 from lakehouse.gold import checks, features
-from lakehouse.metadata import asset_key, metadata_table, table_metadata
+from lakehouse.metadata import asset_key, metadata_table
+from lakehouse.partitions import MONTHS, month_of_key
 from lakehouse.resources import LakehouseStorage
-from lakehouse.tables import FLIGHT_FEATURES, ROUTE_DAILY_DELAYS, SILVER
+from lakehouse.silver.conform import LOCAL_TZ
+from lakehouse.tables import FLIGHT_FEATURES, ROUTE_DAILY_DELAYS, SILVER, Lake, Table
 
 FEATURE_INPUTS = [SILVER[name] for name in ("flights", "weather", "planes")]
+GOLD_POOL = "gold_months"  # one writer of the gold months at a time (dagster.yaml sets the pools' limit to 1)
+
+
+def _calendar_months(lo: date, hi: date) -> list[tuple[int, int]]:
+    """``(year, month)`` of every calendar month from ``lo``'s to ``hi``'s, both included."""
+    out, (y, m) = [], (lo.year, lo.month)
+    while (y, m) <= (hi.year, hi.month):
+        out.append((y, m))
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def silver_flights_between(lake: Lake, version: int, lo, hi) -> pl.DataFrame:
+    """Silver flights (at Delta ``version``) scheduled in ``[lo, hi)`` UTC, reading only the ``year, month``
+    partitions of the local months that span covers."""
+    months = _calendar_months(
+        (lo - timedelta(days=1)).date(), (hi + timedelta(days=1)).date()
+    )  # local months around a UTC span: a day of margin each side covers any UTC offset
+    in_months = pl.any_horizontal([(pl.col("year") == y) & (pl.col("month") == m) for y, m in months])
+    return (
+        lake.scan(SILVER["flights"], version=version)
+        .filter(in_months)
+        .filter(pl.col("sched_dep_utc").is_between(lo, hi, closed="left"))
+        .collect()
+    )
+
+
+def _weather_between(lake: Lake, version: int, lo, hi) -> pl.DataFrame:
+    return lake.scan(SILVER["weather"], version=version).filter(pl.col("time_hour").is_between(lo, hi)).collect()
+
+
+def _existing_inputs(lake: Lake, tables: list[Table]) -> dict[str, int]:
+    """The current Delta version of each input (``<layer>/<name>`` -> version).
+
+    Raises:
+        dagster.Failure: an input table does not exist yet (its source has not been landed and ingested).
+    """
+    inputs = lake.input_versions(tables)
+    missing = [path for path, version in inputs.items() if version < 0]
+    if missing:
+        raise dg.Failure(f"{', '.join(missing)} does not exist yet: land its source and materialize it first")
+    return inputs
+
+
+def _month_keys(context: dg.AssetExecutionContext) -> list[str]:
+    return list(context.partition_keys)
 
 
 @dg.asset(
     key=asset_key(FLIGHT_FEATURES),
     deps=[asset_key(t) for t in FEATURE_INPUTS],
     group_name="gold",
-    automation_condition=follow_upstream(),
+    partitions_def=MONTHS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=GOLD_POOL,
     kinds={"delta", "polars"},
     description=(features.__doc__ or "").strip(),
     freshness_policy=FEATURES_FRESHNESS,
     check_specs=[checks.one_row_per_flight_spec(asset_key(FLIGHT_FEATURES))],
 )
-def flight_features(storage: LakehouseStorage) -> dg.MaterializeResult:
+def flight_features(context: dg.AssetExecutionContext, storage: LakehouseStorage) -> dg.MaterializeResult:
     lake = storage.lake
-    inputs = lake.input_versions(FEATURE_INPUTS)
-    if lake.exists(FLIGHT_FEATURES) and lake.built_from(FLIGHT_FEATURES) == inputs:
-        current = lake.read(FLIGHT_FEATURES, columns=["flight_id"])
-        return dg.MaterializeResult(
-            metadata=table_metadata(lake, FLIGHT_FEATURES, unchanged=True, built_from=dg.MetadataValue.json(inputs)),
-            check_results=[checks.one_row_per_flight(current)],
+    inputs = _existing_inputs(lake, FEATURE_INPUTS)  # pinned: every month of this run reads these versions
+    planes = lake.read(SILVER["planes"], version=inputs["silver/planes"])
+    written: list[dict[str, object]] = []
+    ids = []
+    rows = 0
+    for key in _month_keys(context):
+        month = month_of_key(key)
+        lo, hi = features.month_context(month)
+        flights = silver_flights_between(lake, inputs["silver/flights"], lo, hi)
+        weather_lo = lo - features.WEATHER_AVAILABLE_AFTER - features.WEATHER_TOLERANCE
+        weather = _weather_between(lake, inputs["silver/weather"], weather_lo, hi)
+        frame = features.month_features(flights, weather, planes, month)
+        lake.replace_partition(FLIGHT_FEATURES, frame, month, inputs)
+        ids.append(frame.select("flight_id"))
+        written.append(
+            {
+                "month": key,
+                "flights": frame.height,
+                "context_flights": flights.height,
+                "late_share": frame.select(pl.col("is_late").cast(pl.Float64).mean()).item(),
+            }
         )
-    frame = features.flight_features(*(lake.read(t) for t in FEATURE_INPUTS))
-    lake.overwrite(FLIGHT_FEATURES, frame, inputs=inputs)
-    span = frame.select(pl.col("flight_date").min().alias("lo"), pl.col("flight_date").max().alias("hi")).row(0)
+        rows += frame.height
+        context.log.info(f"{FLIGHT_FEATURES.path} {key}: {frame.height:,} flights from {flights.height:,} in context")
     return dg.MaterializeResult(
-        metadata=table_metadata(
-            lake,
-            FLIGHT_FEATURES,
-            first_flight_date=str(span[0]),
-            last_flight_date=str(span[1]),
-            unchanged=False,
-            late_share=float(frame.get_column("is_late").mean() or 0.0),  # type: ignore[arg-type]
-            outcomes=metadata_table(frame.group_by("outcome").len().sort("outcome")),
-        ),
-        check_results=[checks.one_row_per_flight(frame)],
+        metadata={
+            "dagster/uri": dg.MetadataValue.path(lake.location(FLIGHT_FEATURES)),
+            "dagster/row_count": rows,
+            "delta_version": lake.version(FLIGHT_FEATURES),
+            "months": metadata_table(pl.DataFrame(written)),
+            "built_from": dg.MetadataValue.json(inputs),
+            "time_zone": LOCAL_TZ,
+        },
+        check_results=[checks.one_row_per_flight(pl.concat(ids) if ids else pl.DataFrame({"flight_id": []}))],
     )
 
 
@@ -58,17 +129,33 @@ def flight_features(storage: LakehouseStorage) -> dg.MaterializeResult:
     key=asset_key(ROUTE_DAILY_DELAYS),
     deps=[asset_key(SILVER["flights"])],
     group_name="gold",
-    automation_condition=follow_upstream(),
+    partitions_def=MONTHS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=GOLD_POOL,
     kinds={"delta", "polars"},
     description=(features.route_daily_delays.__doc__ or "").strip(),
 )
-def route_daily_delays(storage: LakehouseStorage) -> dg.MaterializeResult:
+def route_daily_delays(context: dg.AssetExecutionContext, storage: LakehouseStorage) -> dg.MaterializeResult:
     lake = storage.lake
-    inputs = lake.input_versions([SILVER["flights"]])
-    if lake.exists(ROUTE_DAILY_DELAYS) and lake.built_from(ROUTE_DAILY_DELAYS) == inputs:
-        return dg.MaterializeResult(metadata=table_metadata(lake, ROUTE_DAILY_DELAYS, unchanged=True))
-    lake.overwrite(ROUTE_DAILY_DELAYS, features.route_daily_delays(lake.read(SILVER["flights"])), inputs=inputs)
-    return dg.MaterializeResult(metadata=table_metadata(lake, ROUTE_DAILY_DELAYS, unchanged=False))
+    inputs = _existing_inputs(lake, [SILVER["flights"]])
+    written: list[dict[str, object]] = []
+    rows = 0
+    for key in _month_keys(context):
+        month = month_of_key(key)
+        start, end = features.month_bounds(month)
+        frame = features.route_daily_delays(silver_flights_between(lake, inputs["silver/flights"], start, end))
+        lake.replace_partition(ROUTE_DAILY_DELAYS, frame, month, inputs)
+        written.append({"month": key, "route_days": frame.height})
+        rows += frame.height
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/uri": dg.MetadataValue.path(lake.location(ROUTE_DAILY_DELAYS)),
+            "dagster/row_count": rows,
+            "delta_version": lake.version(ROUTE_DAILY_DELAYS),
+            "months": metadata_table(pl.DataFrame(written)),
+            "built_from": dg.MetadataValue.json(inputs),
+        }
+    )
 
 
 gold_assets = [flight_features, route_daily_delays]

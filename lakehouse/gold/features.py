@@ -429,7 +429,8 @@ def flight_features(flights: pl.DataFrame, weather: pl.DataFrame, planes: pl.Dat
         planes: silver planes (``tailnum, year, seats, engines``).
 
     Returns:
-        ``flight_id, flight_date (Date), sched_dep_utc (Datetime UTC)``, the features of the module docstring,
+        ``flight_id, flight_date (Date), flight_month (Date, first day of the local month: the Delta and Dagster
+        partition), sched_dep_utc (Datetime UTC)``, the features of the module docstring,
         ``outcome`` and ``is_late``; sorted by ``sched_dep_utc, flight_id``.
     """
     labelled = (
@@ -444,6 +445,7 @@ def flight_features(flights: pl.DataFrame, weather: pl.DataFrame, planes: pl.Dat
         "_row",
         "flight_id",
         "flight_date",
+        pl.col("flight_date").dt.truncate("1mo").alias("flight_month"),
         "sched_dep_utc",
         pl.col("month").cast(pl.Int8),
         pl.col("flight_date").dt.weekday().cast(pl.Int8).alias("weekday"),
@@ -587,7 +589,7 @@ def route_daily_delays(flights: pl.DataFrame) -> pl.DataFrame:
     Returns:
         ``flight_date (Date), origin, dest, flights (UInt32), cancelled (UInt32), diverted (UInt32),
         late_share (Float64, share of flights with is_late = 1), mean_dep_delay, mean_arr_delay,
-        p90_arr_delay`` (Float64, minutes, over flights that arrived).
+        p90_arr_delay`` (Float64, minutes, over flights that arrived), ``flight_month`` (Date, the partition).
     """
     labelled = label(flights.filter(pl.col("flight_date").is_not_null()))
     return (
@@ -601,5 +603,6 @@ def route_daily_delays(flights: pl.DataFrame) -> pl.DataFrame:
             pl.col("arr_delay").cast(pl.Float64).mean().alias("mean_arr_delay"),
             pl.col("arr_delay").cast(pl.Float64).quantile(0.9).alias("p90_arr_delay"),
         )
+        .with_columns(pl.col("flight_date").dt.truncate("1mo").alias("flight_month"))
         .sort("flight_date", "origin", "dest")
     )

@@ -398,7 +398,7 @@ def champion_alias(
     group_name="ml",
     kinds={"delta", "mlflow"},
     pool="gold_flight_delay_predictions",  # one writer per table (dagster.yaml sets the pools' limit to 1)
-    automation_condition=follow_upstream(),
+    automation_condition=follow_upstream(FEATURES_KEY),
     description=(
         "Batch predictions of the **champion** (the version behind `models:/<name>@champion`, loaded once as "
         "its MLflow pyfunc) for every flight after its training window: `flight_id, flight_date, sched_dep_utc, "

@@ -138,7 +138,7 @@ def previous_evaluation(lake: Lake, registry: ModelRegistry) -> pl.DataFrame | N
     group_name="ml",
     kinds={"delta", "scipy"},
     pool="ml_feature_drift",  # one writer per table (dagster.yaml sets the pools' limit to 1)
-    automation_condition=follow_upstream(),
+    automation_condition=follow_upstream(FEATURES_KEY),
     description=(
         "PSI (10 reference-quantile bins / one bin per category, missing values their own bin) and KS / "
         "chi-square per model feature, label and prediction, between the champion's training rows (gold at its "

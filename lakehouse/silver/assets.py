@@ -14,7 +14,7 @@ from lakehouse.automation import follow_upstream
 from lakehouse.metadata import asset_key, contract_schema, metadata_table, table_metadata
 from lakehouse.resources import LakehouseStorage
 from lakehouse.silver import checks
-from lakehouse.silver.conform import conform
+from lakehouse.silver.conform import changed_span, conform
 from lakehouse.sources import SOURCES, SourceSpec
 from lakehouse.tables import BRONZE, QUARANTINE, SILVER
 
@@ -63,7 +63,7 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         batch = conform(new, spec)
         del new  # only the conformed batch is needed from here on (peak memory)
         lake.merge(quarantine, batch.quarantine)
-        merge = lake.merge(table, batch.valid, progress=last_seq)
+        merge = lake.merge(table, batch.valid, progress=last_seq, changed=changed_span(batch.valid, spec))
         if batch.quarantine.height:
             context.log.warning(f"{batch.quarantine.height} {spec.name} rows quarantined")
         return dg.MaterializeResult(

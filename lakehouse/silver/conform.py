@@ -357,3 +357,17 @@ def conform(bronze: pl.DataFrame, spec: SourceSpec, now: datetime | None = None)
         pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("_updated_at"),
     )
     return SilverBatch(valid=valid, quarantine=quarantine.cast(QUARANTINE_SCHEMA), superseded=superseded)
+
+
+def changed_span(rows: pl.DataFrame, spec: SourceSpec) -> dict:
+    """What a silver commit of ``rows`` touches, recorded in its Delta commit (:meth:`lakehouse.tables.Lake.merge`)
+    for the gold months to find what they depend on (:mod:`lakehouse.gold.months`).
+
+    Returns:
+        ``{"from": ISO instant, "to": ISO instant}``, the span of ``rows[spec.event_time]`` (UTC), for an event
+        source; ``{"all": True}`` for a dimension (no ``event_time``) or when no row has an event time.
+    """
+    if spec.event_time is None:
+        return {"all": True}
+    lo, hi = rows.select(pl.col(spec.event_time).min().alias("lo"), pl.col(spec.event_time).max().alias("hi")).row(0)
+    return {"all": True} if lo is None else {"from": lo.isoformat(), "to": hi.isoformat()}

@@ -1,0 +1,123 @@
+"""Monthly gold partitions driven by the lake: the first run builds every landed month, a new month requests that
+month only, a correction of an old month requests that month and the next one its windows reach, and a run with
+nothing new requests nothing. Real flights (days 1-2 of each month), a real Dagster instance and Delta tables."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from lakehouse.definitions import build_definitions
+from lakehouse.gold.sensors import GOLD_KEYS, gold_months_sensor
+from lakehouse.landing import land
+from lakehouse.resources import build_resources
+from lakehouse.settings import Settings
+from lakehouse.tables import FLIGHT_FEATURES, ROUTE_DAILY_DELAYS
+from lakehouse_tests.helpers import lake, landing_folder, materialize_all
+
+UPSTREAM = dg.AssetSelection.groups("bronze", "silver")
+NO_ML = dg.AssetSelection.groups("bronze", "silver", "gold")
+FEATURES_KEY = dg.AssetKey(list(FLIGHT_FEATURES.key))
+
+
+def tick(settings: Settings, instance: dg.DagsterInstance):
+    resources = {"storage": build_resources(settings)["storage"]}
+    return gold_months_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+
+
+def requested(result) -> list[tuple[str, str]]:
+    return [
+        (r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) for r in result.run_requests
+    ]
+
+
+def run_request(settings: Settings, instance: dg.DagsterInstance, request: dg.RunRequest):
+    """Execute a sensor's request as the daemon would: the gold job, the request's assets and tags."""
+    job = build_definitions(settings).resolve_job_def("gold_months")
+    return job.execute_in_process(instance=instance, tags=request.tags, asset_selection=request.asset_selection)
+
+
+def partitions_written(result) -> set[str]:
+    return {e.partition for e in result.get_asset_materialization_events() if e.asset_key == FEATURES_KEY}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    settings = Settings.from_env(tmp_path_factory.mktemp("months"))
+    land(settings.landing_dir, months=range(1, 7), max_day=2)
+    with dg.instance_for_test() as instance:
+        first = materialize_all(settings, instance, selection=NO_ML)
+        yield settings, instance, first
+
+
+def test_the_first_run_builds_every_landed_month_in_one_run(built):
+    settings, instance, first = built
+    assert first.success and first.months == ["2013-01..2013-06"]
+    keys = [f"2013-{m:02d}-01" for m in range(1, 7)]
+    assert sorted(instance.get_materialized_partitions(FEATURES_KEY)) == keys
+    for table in (FLIGHT_FEATURES, ROUTE_DAILY_DELAYS):
+        months = lake(settings).read(table, columns=["flight_month"]).get_column("flight_month").unique().sort()
+        assert [str(m) for m in months] == keys
+    assert isinstance(tick(settings, instance), dg.SkipReason)  # nothing is stale
+
+
+def test_a_new_month_requests_that_month_only_and_then_nothing(built):
+    settings, instance, _ = built
+    land(settings.landing_dir, months=[7], max_day=2)
+    assert materialize_all(settings, instance, selection=UPSTREAM).success
+    result = tick(settings, instance)
+    assert requested(result) == [("2013-07-01", "2013-07-01")]
+    (request,) = result.run_requests
+    assert set(request.asset_selection) == set(GOLD_KEYS)
+    assert partitions_written(run_request(settings, instance, request)) == {"2013-07-01"}
+    assert isinstance(tick(settings, instance), dg.SkipReason)
+    again = materialize_all(settings, instance, selection=NO_ML)  # a plain run with nothing new: no gold run
+    assert again.success and again.months == []
+
+
+def test_a_correction_requests_its_month_and_the_month_its_windows_reach(built):
+    settings, instance, _ = built
+    (march,) = landing_folder(settings, "flights").glob("*2013*03*")
+    raw = pl.read_csv(march, infer_schema=False)
+    raw.with_columns(
+        pl.when(pl.int_range(pl.len()) < 50).then(pl.lit("300")).otherwise("dep_delay").alias("dep_delay")
+    ).write_csv(march)
+    assert materialize_all(settings, instance, selection=UPSTREAM).success
+    result = tick(settings, instance)
+    assert requested(result) == [("2013-03-01", "2013-04-01")]  # 28-day windows of early April see March
+    before = lake(settings).read(FLIGHT_FEATURES).filter(pl.col("flight_month").dt.month() == 1)
+    assert partitions_written(run_request(settings, instance, result.run_requests[0])) == {"2013-03-01", "2013-04-01"}
+    after = lake(settings).read(FLIGHT_FEATURES).filter(pl.col("flight_month").dt.month() == 1)
+    assert after.equals(before)  # January was not rewritten
+    assert isinstance(tick(settings, instance), dg.SkipReason)
+
+
+def test_an_asset_downstream_of_the_months_follows_the_months_that_exist():
+    """follow_upstream(months) requests its asset once some months exist; without naming the months it would wait
+    for all twelve (any_deps_missing counts every month of the partitions definition)."""
+    from lakehouse.automation import follow_upstream
+    from lakehouse.partitions import MONTHS
+
+    @dg.asset(partitions_def=MONTHS)
+    def months() -> None: ...
+
+    @dg.asset
+    def champion() -> None: ...
+
+    @dg.asset(deps=[months, champion], automation_condition=follow_upstream(months.key))
+    def predictions() -> None: ...
+
+    @dg.asset(deps=[months, champion], automation_condition=follow_upstream())
+    def waiting_predictions() -> None: ...
+
+    defs = dg.Definitions(assets=[months, champion, predictions, waiting_predictions])
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(
+            [months, champion], instance=instance, partition_key="2013-01-01", selection=[months]
+        ).success
+        assert dg.materialize([champion], instance=instance).success
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        requested = {r.key for r in result.results if r.true_subset.size > 0}
+    assert predictions.key in requested and waiting_predictions.key not in requested
