@@ -45,6 +45,11 @@ class MedallionResult:
     def run_ids(self) -> list[str]:
         return [r.run_id for r in self.results]
 
+    @property
+    def run_id(self) -> str:
+        """The id of the last run (the only one when the selection lies in one step)."""
+        return self.results[-1].run_id
+
     def _each(self, method: str, *args: Any) -> Iterator[Any]:
         for r in self.results:
             yield from getattr(r, method)(*args)
