@@ -1,9 +1,10 @@
 """What a person sees when they run ``lakehouse run``: the real console script, in a process of its own, on a small
 real slice (3 months x 2 days).
 
-* Default mode: one progress line per asset of the job ``medallion`` (each named exactly once, in the order the
-  steps finish, with the table's rows from the materialization metadata and the step's seconds), the run's status
-  and the summary; no Dagster DEBUG line, no beta/preview warning, no MLflow INFO line.
+* Default mode: per run (``ingest``, ``gold_months`` for the stale months, ``ml``; lakehouse.pipeline) a header
+  and one progress line per asset (each asset of the three jobs named exactly once, in the order the steps finish,
+  with the table's rows from the materialization metadata and the step's seconds), the runs' status and the
+  summary; no Dagster DEBUG line, no beta/preview warning, no MLflow INFO line.
 * ``--verbose``: Dagster's own event log (DEBUG lines) and the library warnings are printed as well.
 * A failing step prints its error in its progress line, says where the full log is (the run id and ``lakehouse
   ui``) and exits with status 1; the steps it stopped are named once each as not run (on a two-asset job too,
@@ -46,9 +47,27 @@ def progress_lines(out: str) -> list[tuple[int, int, str, str, str]]:
     ]
 
 
-def job_assets() -> set[str]:
-    job = defs.resolve_job_def("medallion")
-    return {k.to_user_string() for a in job.asset_layer.asset_graph.assets_defs if a.is_executable for k in a.keys}
+HEADER = re.compile(r"^Run [0-9a-f-]{36}: (\d+) steps \(job (\S+)\)$")
+GOLD = {"gold/flight_features", "gold/route_daily_delays"}
+
+
+def job_assets(*names: str) -> set[str]:
+    """The assets of the jobs ``names`` (default: the three jobs of ``lakehouse run``)."""
+    out = set()
+    for name in names or ("ingest", "gold_months", "ml"):
+        out |= {k.to_user_string() for k in defs.resolve_job_def(name).asset_layer.executable_asset_keys}
+    return out
+
+
+def runs_printed(out: str) -> list[tuple[str, int, list[int]]]:
+    """``(job, steps announced, numbers of the progress lines that followed)`` per run header."""
+    sections: list[tuple[str, int, list[int]]] = []
+    for line in out.splitlines():
+        if (header := HEADER.match(line)) is not None:
+            sections.append((header[2], int(header[1]), []))
+        elif (m := PROGRESS.match(line)) is not None and sections:
+            sections[-1][2].append(int(m[1]))
+    return sections
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +84,10 @@ def test_default_run_prints_one_line_per_asset_and_no_library_noise(first_run):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     lines = progress_lines(run.stdout)
     assets = [asset for _, _, _, asset, _ in lines]
-    assert sorted(assets) == sorted(job_assets())  # every asset of the job, each exactly once
-    assert [n for n, *_ in lines] == list(range(1, len(lines) + 1))
-    assert {total for _, total, *_ in lines} == {len(lines)}
+    assert sorted(assets) == sorted(job_assets())  # every asset of the three jobs, each exactly once
+    sections = runs_printed(run.stdout)
+    assert [job for job, *_ in sections] == ["ingest", "gold_months", "ml"]
+    assert all(numbers == list(range(1, steps + 1)) for _, steps, numbers in sections)
     assert {status for _, _, status, *_ in lines} == {"ok"}
     assert all(re.search(r"\d+\.\d s", rest) for *_, rest in lines)  # seconds on every finished step
     rows = Lake(Settings.from_env(data_dir).lake_dir).read(BY_PATH["silver/flights"]).height
@@ -77,7 +97,7 @@ def test_default_run_prints_one_line_per_asset_and_no_library_noise(first_run):
 
     console = run.stdout + run.stderr
     assert not [noise for noise in NOISE if noise in console], console[:3000]
-    assert re.search(r"Run [0-9a-f-]{36} succeeded in", run.stdout)
+    assert re.search(r"Runs [0-9a-f-]{36}, [0-9a-f-]{36}, [0-9a-f-]{36} succeeded in", run.stdout)
     assert "Champion model: flight_delay_lgbm v1" in run.stdout  # the summary follows
 
 
@@ -90,7 +110,8 @@ def test_verbose_prints_dagster_event_log_and_warnings_as_well(first_run):
     assert any("STEP_START" in line for line in debug) and any("RUN_SUCCESS" in line for line in debug)
     assert len(debug) > 50
     assert "BetaWarning" in console  # silenced only in the default mode
-    assert sorted(asset for *_, asset, _ in progress_lines(run.stdout)) == sorted(job_assets())
+    # nothing new landed: no gold month is stale, so no gold run
+    assert sorted(asset for *_, asset, _ in progress_lines(run.stdout)) == sorted(job_assets("ingest", "ml"))
 
 
 def test_a_failing_step_is_named_with_its_error_and_where_the_full_log_is(first_run):
@@ -105,12 +126,13 @@ def test_a_failing_step_is_named_with_its_error_and_where_the_full_log_is(first_
         aside.rename(artifacts)
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
     lines = {asset: (status, rest) for _, _, status, asset, rest in progress_lines(run.stdout)}
-    assert set(lines) == job_assets()  # still every asset once: the failed one and those that did not run
+    # still every asset of the runs once (no gold run: nothing is stale): the failed one and those that did not run
+    assert set(lines) == job_assets("ingest", "ml")
     failed = [asset for asset, (status, _) in lines.items() if status == "FAILED"]
     assert failed and all(a.startswith("ml/") or a == "gold/flight_delay_predictions" for a in failed), run.stdout
     assert all("MlflowException: No such artifact" in lines[a][1] for a in failed)  # the error, in one line
     assert {status for status, _ in lines.values()} <= {"ok", "FAILED", "--"}
-    run_id = re.search(r"Run ([0-9a-f-]{36}) FAILED in", run.stdout)
+    run_id = re.search(r"Runs [0-9a-f-]{36}, ([0-9a-f-]{36}) FAILED in", run.stdout)  # the ml run failed
     assert run_id is not None, run.stdout
     assert f"http://127.0.0.1:3000/runs/{run_id[1]}" in run.stdout and "lakehouse ui" in run.stdout
     console = run.stdout + run.stderr

@@ -46,7 +46,7 @@ def test_constraints_are_derived_from_every_declarative_check_of_the_contracts()
     }
     # a nullable column's bound lets nulls through, as Pandera does (a CHECK refuses a NULL result)
     assert flights["dep_delay"] == {
-        "dep_delay_in_range_m1440_1440": '"dep_delay" IS NULL OR ("dep_delay" >= -1440 AND "dep_delay" <= 1440)'
+        "dep_delay_in_range_m60_1440": '"dep_delay" IS NULL OR ("dep_delay" >= -60 AND "dep_delay" <= 1440)'
     }
     assert flights["origin"]["origin_isin_ewr_jfk_lga"] == "\"origin\" IN ('EWR', 'JFK', 'LGA')"
     assert flights["carrier"]["carrier_str_length_2_2"] == "\"carrier\" ~ '(?s)^.{2,2}$'"
@@ -97,7 +97,7 @@ def test_a_silver_table_is_created_with_its_constraints_and_real_rows_pass(tmp_p
         ("origin", "XXX", "origin_isin_ewr_jfk_lga"),
         ("carrier", "aa", "carrier_str_matches_"),
         ("carrier", None, "carrier_not_null"),
-        ("dep_delay", 5000, "dep_delay_in_range_m1440_1440"),
+        ("dep_delay", 5000, "dep_delay_in_range_m60_1440"),
     ],
 )
 def test_a_writer_bypassing_pandera_is_refused_by_the_table_naming_the_constraint(
@@ -161,7 +161,11 @@ def test_gold_tables_refuse_rows_that_break_the_contracts_of_the_columns_they_ca
     # a gold-shaped frame with the carried columns (real values) and a derived one
     gold = silver_rows.select(
         "flight_id", "flight_date", "sched_dep_utc", "month", "carrier", "origin", "dest", "distance"
-    ).with_columns(pl.lit(None, dtype=pl.Float64).alias("temp"), pl.lit(1, dtype=pl.Int8).alias("is_late"))
+    ).with_columns(
+        pl.col("flight_date").dt.truncate("1mo").alias("flight_month"),  # the Delta partition column
+        pl.lit(None, dtype=pl.Float64).alias("temp"),
+        pl.lit(1, dtype=pl.Int8).alias("is_late"),
+    )
     lake.overwrite(FLIGHT_FEATURES, gold, inputs={"silver/flights": 0})
     assert "temp_in_range_m80_135" in lake.constraints(FLIGHT_FEATURES)  # null temp (no weather row) passes
     with pytest.raises(ConstraintViolation, match="temp_in_range_m80_135"):
@@ -169,7 +173,9 @@ def test_gold_tables_refuse_rows_that_break_the_contracts_of_the_columns_they_ca
     assert lake.read(FLIGHT_FEATURES).height == gold.height and lake.built_from(FLIGHT_FEATURES) == {
         "silver/flights": 0
     }
-    routes = gold.group_by("flight_date", "origin", "dest").len().with_columns(pl.col("len").cast(pl.Int32))
+    routes = (
+        gold.group_by("flight_date", "flight_month", "origin", "dest").len().with_columns(pl.col("len").cast(pl.Int32))
+    )
     lake.overwrite(ROUTE_DAILY_DELAYS, routes)
     with pytest.raises(ConstraintViolation, match="origin_isin"):
         lake.overwrite(ROUTE_DAILY_DELAYS, routes.with_columns(pl.lit("BOS").alias("origin")))

@@ -2,7 +2,9 @@
 Playwright) against ``lakehouse ui`` on a free loopback port, with a temporary data folder holding a small real
 slice of the flights (days 1-3 of January-March 2013: train, validate, holdout).
 
-The test opens the lineage graph, clicks **Materialize all**, waits for that run to succeed, then opens
+The test opens the lineage graph, clicks **Materialize all**, picks **All** months in the partition dialog (the
+gold months are partitioned) and launches the backfill of the year, waits for it and every run it started to
+succeed, sees the twelve months on ``gold/flight_features``' partitions page, then opens
 ``ml/flight_delay_model``: its checks (the blocking gate and the ROC-AUC floor warning, with the explanation of why
 that warning is red on a slice), the drift warning on ``ml/feature_drift``, and a plot behind its ``[Show Markdown]``
 link, checked to be shown at its natural, legible size.
@@ -107,29 +109,48 @@ def community_modal_shown(page: Page) -> bool:
     return True
 
 
-def launched_run(ui: UiServer, before: set[str]) -> dict:
-    """The run the UI launched (tag ``dagster/from_ui``), once it exists."""
+BACKFILLS_QUERY = """
+query Backfills {
+  partitionBackfillsOrError {
+    __typename
+    ... on PartitionBackfills { results { id status numPartitions tags { key value } } }
+  }
+}
+"""
+BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+
+def backfills(ui: UiServer) -> list[dict]:
+    result = ui.graphql(BACKFILLS_QUERY)["partitionBackfillsOrError"]
+    assert result["__typename"] == "PartitionBackfills", result
+    return result["results"]
+
+
+def launched_backfill(ui: UiServer, before: set[str]) -> dict:
+    """The backfill the UI launched, once it exists (exactly one per click)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        new = [r for r in ui.runs() if r["runId"] not in before]
+        new = [b for b in backfills(ui) if b["id"] not in before]
         if new:
-            assert len(new) == 1, f"one click launched {len(new)} runs: {new}"
-            tags = {t["key"]: t["value"] for t in new[0]["tags"]}
-            assert tags.get("dagster/from_ui") == "true", tags
+            assert len(new) == 1, f"one click launched {len(new)} backfills: {new}"
             return new[0]
         time.sleep(0.5)
-    pytest.fail("no run was launched within 60 s of clicking Materialize all")
+    pytest.fail("no backfill was launched within 60 s of clicking Launch backfill")
 
 
-def wait_for_run(ui: UiServer, run_id: str) -> str:
-    """Poll the instance (GraphQL) until the run ends; its final status."""
+def wait_for_backfill(ui: UiServer, backfill_id: str) -> str:
+    """Poll the instance (GraphQL) until the backfill ends; its final status."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline:
-        [run] = [r for r in ui.runs() if r["runId"] == run_id]
-        if run["status"] in {"SUCCESS", "FAILURE", "CANCELED"}:
-            return run["status"]
+        [backfill] = [b for b in backfills(ui) if b["id"] == backfill_id]
+        if backfill["status"] in BACKFILL_DONE:
+            return backfill["status"]
         time.sleep(1)
-    pytest.fail(f"run {run_id} not finished after {RUN_TIMEOUT_S:.0f} s:\n{ui.run_messages(run_id)[-6000:]}")
+    pytest.fail(f"backfill {backfill_id} not finished after {RUN_TIMEOUT_S:.0f} s:\n{ui.log_tail()}")
+
+
+def backfill_runs(ui: UiServer, backfill_id: str) -> list[dict]:
+    return [r for r in ui.runs() if {"key": "dagster/backfill", "value": backfill_id} in r["tags"]]
 
 
 def open_check(page: Page, ui: UiServer, asset: str, check: str) -> None:
@@ -145,7 +166,12 @@ def test_a_person_materializes_everything_from_the_ui_and_sees_the_model_checks_
     ui: UiServer, page: Page, tmp_path: Path
 ) -> None:
     started = time.monotonic()
-    assert set(ui.stopped_sensors) == {"landing_sensor", "lakehouse_automation", "retraining_sensor"}
+    assert set(ui.stopped_sensors) == {
+        "landing_sensor",
+        "lakehouse_automation",
+        "gold_months_sensor",
+        "retraining_sensor",
+    }
     land(ui.data_dir / "landing", months=SLICE_MONTHS, max_day=SLICE_MAX_DAY)
 
     # 1. The lineage graph, first visit: no "Join the Dagster community" modal (nux is off in dagster.yaml).
@@ -155,17 +181,27 @@ def test_a_person_materializes_everything_from_the_ui_and_sees_the_model_checks_
     expect(materialize_all).to_be_enabled()
     assert not community_modal_shown(page), "the 'Join the Dagster community' modal appeared: is nux off?"
 
-    # 2. Materialize all, then follow the run it launched until it succeeds.
-    before = {r["runId"] for r in ui.runs()}
+    # 2. Materialize all: the gold months are partitioned, so the UI asks which months; "All" is a backfill of the
+    #    year (months without flights are written empty). Follow it until every run it launched succeeded.
+    before = {b["id"] for b in backfills(ui)}
     materialize_all.click()
-    run = launched_run(ui, before)
-    run_id = run["runId"]
-    assert run["pipelineName"] == "__ASSET_JOB"
-    page.goto(f"{ui.url}/runs/{run_id}")
-    status = wait_for_run(ui, run_id)
-    assert status == "SUCCESS", f"run {run_id} ended {status}:\n{ui.run_messages(run_id)[-8000:]}"
-    expect(page.get_by_text("Success", exact=True).first).to_be_visible()
-    print(f"run {run_id} succeeded {time.monotonic() - started:.0f} s after the UI was up")
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("Partition selection")).to_be_visible()
+    dialog.get_by_role("button", name="All", exact=True).click()
+    expect(dialog.get_by_text("12 partitions")).to_be_visible()
+    save(page, tmp_path, "backfill-dialog.png")
+    dialog.get_by_role("button", name="Launch backfill").click()
+    backfill = launched_backfill(ui, before)
+    status = wait_for_backfill(ui, backfill["id"])
+    launched = backfill_runs(ui, backfill["id"])
+    messages = "\n".join(ui.run_messages(r["runId"])[-4000:] for r in launched if r["status"] != "SUCCESS")
+    assert status == "COMPLETED_SUCCESS", f"backfill {backfill['id']} ended {status}:\n{messages}"
+    assert launched and all(r["status"] == "SUCCESS" for r in launched), messages
+    page.goto(f"{ui.url}/assets/gold/flight_features?view=partitions")
+    expect(page.get_by_text("12 partitions").first).to_be_visible()
+    save(page, tmp_path, "gold-partitions.png")
+    elapsed = time.monotonic() - started
+    print(f"backfill {backfill['id']} ({len(launched)} runs) succeeded {elapsed:.0f} s after the UI was up")
 
     # 3. The whole graph, materialized: navigation hidden, asset tree folded, every group expanded (Alt+E).
     page.goto(f"{ui.url}/asset-groups")
@@ -207,6 +243,12 @@ def test_a_person_materializes_everything_from_the_ui_and_sees_the_model_checks_
     save(page, tmp_path, "model-plot-roc.png")
     dialog.get_by_role("button", name="Close").click()
 
-    for name in ("lineage-graph.png", "model-checks.png", "drift-check.png", "model-plot-roc.png"):
+    for name in (
+        "lineage-graph.png",
+        "model-checks.png",
+        "drift-check.png",
+        "model-plot-roc.png",
+        "backfill-dialog.png",
+    ):
         assert png_size(tmp_path / name) == (VIEWPORT["width"], VIEWPORT["height"]), name
     print(f"UI walk-through done {time.monotonic() - started:.0f} s after the UI was up")

@@ -70,6 +70,12 @@ def _existing_inputs(lake: Lake, tables: list[Table]) -> dict[str, int]:
     return inputs
 
 
+def _empty(lake: Lake, table: Table) -> pl.DataFrame | None:
+    """An empty frame with ``table``'s columns (replacing a month that has no flights any more), None when the
+    table does not exist yet (then there is nothing to replace)."""
+    return pl.DataFrame(schema=lake.scan(table).collect_schema()) if lake.exists(table) else None
+
+
 def _month_keys(context: dg.AssetExecutionContext) -> list[str]:
     return list(context.partition_keys)
 
@@ -99,8 +105,15 @@ def flight_features(context: dg.AssetExecutionContext, storage: LakehouseStorage
         flights = silver_flights_between(lake, inputs["silver/flights"], lo, hi)
         weather_lo = lo - features.WEATHER_AVAILABLE_AFTER - features.WEATHER_TOLERANCE
         weather = _weather_between(lake, inputs["silver/weather"], weather_lo, hi)
-        frame = features.month_features(flights, weather, planes, month)
-        lake.replace_partition(FLIGHT_FEATURES, frame, month, inputs)
+        start, end = features.month_bounds(month)
+        if flights.filter(pl.col("sched_dep_utc").is_between(start, end, closed="left")).is_empty():
+            frame = _empty(lake, FLIGHT_FEATURES)  # a month without flights (a backfill of the whole range)
+        else:
+            frame = features.month_features(flights, weather, planes, month)
+        if frame is not None:
+            lake.replace_partition(FLIGHT_FEATURES, frame, month, inputs)
+        else:
+            frame = pl.DataFrame({"flight_id": [], "is_late": []}, schema={"flight_id": pl.String, "is_late": pl.Int8})
         ids.append(frame.select("flight_id"))
         written.append(
             {
@@ -143,10 +156,12 @@ def route_daily_delays(context: dg.AssetExecutionContext, storage: LakehouseStor
     for key in _month_keys(context):
         month = month_of_key(key)
         start, end = features.month_bounds(month)
-        frame = features.route_daily_delays(silver_flights_between(lake, inputs["silver/flights"], start, end))
-        lake.replace_partition(ROUTE_DAILY_DELAYS, frame, month, inputs)
-        written.append({"month": key, "route_days": frame.height})
-        rows += frame.height
+        flights = silver_flights_between(lake, inputs["silver/flights"], start, end)
+        frame = features.route_daily_delays(flights) if not flights.is_empty() else _empty(lake, ROUTE_DAILY_DELAYS)
+        if frame is not None:
+            lake.replace_partition(ROUTE_DAILY_DELAYS, frame, month, inputs)
+        written.append({"month": key, "route_days": 0 if frame is None else frame.height})
+        rows += 0 if frame is None else frame.height
     return dg.MaterializeResult(
         metadata={
             "dagster/uri": dg.MetadataValue.path(lake.location(ROUTE_DAILY_DELAYS)),
