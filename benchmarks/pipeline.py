@@ -1,4 +1,5 @@
-"""The full lakehouse: the Dagster job ``medallion`` run in this process on an empty lake, measured.
+"""The full lakehouse: the runs of ``lakehouse run`` (jobs ``ingest``, ``gold_months``, ``ml``) in this process on an
+empty lake, measured.
 
 Run by :mod:`benchmarks.run` in its own process::
 
@@ -50,8 +51,11 @@ from dagster._core.events import DagsterEventType  # noqa: E402
 
 from benchmarks.measure import CallTimers, RssSampler, StepClock, timed, vm_hwm_bytes, write_json  # noqa: E402
 from lakehouse.cli import skip_final_gc  # noqa: E402
+from lakehouse.gold.months import contiguous  # noqa: E402
+from lakehouse.gold.sensors import range_tags, stale  # noqa: E402
 from lakehouse.metadata import asset_key  # noqa: E402
 from lakehouse.ml.assets import CHAMPION_KEY, MODEL_KEY  # noqa: E402
+from lakehouse.pipeline import MedallionResult, materialize_medallion  # noqa: E402
 from lakehouse.resources import build_resources, ensure_experiment  # noqa: E402
 from lakehouse.settings import Settings  # noqa: E402
 from lakehouse.tables import (  # noqa: E402
@@ -60,6 +64,7 @@ from lakehouse.tables import (  # noqa: E402
     FLIGHT_FEATURES,
     PREDICTIONS,
     ROUTE_DAILY_DELAYS,
+    Lake,
 )
 
 STAGE_BY_KEY: dict[dg.AssetKey, str] = {  # the layers bronze and silver are stages of their own
@@ -140,7 +145,7 @@ def step_times(instance: dg.DagsterInstance, run_id: str, clock: StepClock) -> N
             clock.add(key, stage_of(key), starts[key], entry.timestamp)
 
 
-def sanity_figures(result: dg.ExecuteInProcessResult | dg.ExecuteJobResult) -> dict:
+def sanity_figures(result: MedallionResult) -> dict:
     """Row counts and model figures from the materialization metadata (to check both sides did the same work),
     named as the floor names them (``silver_flights_rows``, ``silver_flights_quarantined``, ...)."""
     out: dict = {}
@@ -180,10 +185,34 @@ EXECUTORS = {  # run config of the job's default executor (multi_or_in_process_e
 }
 
 
-def medallion_job() -> dg.JobDefinition:
-    """The ``medallion`` job wired to the ``LAKEHOUSE_*`` environment variables; module level so that
-    ``dg.reconstructable`` can rebuild it in the step processes of the multiprocess executor."""
-    return build_definitions(Settings.from_env()).resolve_job_def("medallion")
+def ingest_job() -> dg.JobDefinition:
+    """The ``ingest`` job wired to the ``LAKEHOUSE_*`` environment variables; module level (like the two below) so
+    that ``dg.reconstructable`` can rebuild it in the step processes of the multiprocess executor."""
+    return build_definitions(Settings.from_env()).resolve_job_def("ingest")
+
+
+def gold_job() -> dg.JobDefinition:
+    return build_definitions(Settings.from_env()).resolve_job_def("gold_months")
+
+
+def ml_job() -> dg.JobDefinition:
+    return build_definitions(Settings.from_env()).resolve_job_def("ml")
+
+
+def run_multiprocess(instance: dg.DagsterInstance, executor: str, lake: Lake, stack: ExitStack) -> MedallionResult:
+    """The three runs of :func:`lakehouse.pipeline.materialize_medallion`, each with ``dg.execute_job`` on
+    ``executor`` (a process per step)."""
+    out = MedallionResult()
+    for name, job in (("ingest", ingest_job), ("gold_months", gold_job), ("ml", ml_job)):
+        ranges = [range_tags(a, b) for a, b in contiguous(stale(lake))] if name == "gold_months" else [{}]
+        for tags in ranges:
+            result = stack.enter_context(
+                dg.execute_job(dg.reconstructable(job), instance=instance, run_config=EXECUTORS[executor], tags=tags)
+            )
+            out.results.append(result)  # type: ignore[arg-type]  # the accessors used here exist on both kinds
+            if not result.success:
+                return out
+    return out
 
 
 def create_stores(work: Path, out: str) -> int:
@@ -251,22 +280,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         (work / "dagster").mkdir(parents=True, exist_ok=True)
         instance = dg.DagsterInstance.local_temp(tempdir=str(work / "dagster"))
-        job = None if multiprocess else medallion_job()
+        defs = None if multiprocess else build_definitions(Settings.from_env())
+        lake = Lake(settings.lake_dir)
     with ExitStack() as stack:
         with timed(figures, "run_s"):
             if multiprocess:
-                result = stack.enter_context(
-                    dg.execute_job(
-                        dg.reconstructable(medallion_job), instance=instance, run_config=EXECUTORS[args.executor]
-                    )
-                )
+                result = run_multiprocess(instance, args.executor, lake, stack)
             else:
-                result = job.execute_in_process(instance=instance)
+                assert defs is not None
+                result = materialize_medallion(defs, instance, lake)
         sampler.stop()
         if not result.success:
-            raise SystemExit("the medallion run failed; see the log")
+            raise SystemExit("a lakehouse run failed; see the log")
         clock = StepClock()
-        step_times(instance, result.run_id, clock)
+        for run_id in result.run_ids:
+            step_times(instance, run_id, clock)
         checks = sanity_figures(result)
     write_json(
         args.out,

@@ -27,13 +27,14 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from lakehouse.definitions import ALL_ASSETS, ALL_CHECKS
+from lakehouse.definitions import build_definitions
 from lakehouse.landing import land
 from lakehouse.ml.assets import MODEL_KEY
 from lakehouse.ml.monitoring import PREDICTION, read_drift_history
 from lakehouse.ml.registry import RETRAIN_REASON_TAG, decisions
 from lakehouse.ml.sensors import retraining_sensor
 from lakehouse.ml.training import LABEL
+from lakehouse.pipeline import materialize_medallion
 from lakehouse.resources import build_resources
 from lakehouse.settings import Settings
 from lakehouse.tables import Lake
@@ -61,22 +62,19 @@ def replay(work: Path, max_day: int | None) -> list[dict]:
     resources = build_resources(settings)
     lake = Lake(settings.lake_dir)
     sensor_resources = {k: v for k, v in resources.items() if k != "mlflow"}  # what retraining_sensor takes
-    everything = [*ALL_ASSETS, *ALL_CHECKS]
+    defs = build_definitions(settings)
     rows = []
     with dg.instance_for_test() as instance:
         t0 = time.perf_counter()
         land(settings.landing_dir, months=FIRST_MONTHS, max_day=max_day)
-        first = dg.materialize(everything, resources=resources, instance=instance)
+        first = materialize_medallion(defs, instance, lake)
         assert first.success, "the first materialization failed"
         rows.append({"reason": "(first run)", "seconds": time.perf_counter() - t0})
         for month in LATER_MONTHS:
             t0 = time.perf_counter()
             land(settings.landing_dir, months=[month], sources=["flights", "weather"], max_day=max_day)
-            follow = dg.materialize(
-                everything,
-                selection=dg.AssetSelection.all() - dg.AssetSelection.assets(MODEL_KEY),
-                resources=resources,
-                instance=instance,
+            follow = materialize_medallion(
+                defs, instance, lake, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(MODEL_KEY)
             )
             assert follow.success, f"bronze -> gold -> predictions -> drift failed for month {month}"
             tick = retraining_sensor(dg.build_sensor_context(instance=instance, resources=sensor_resources))
@@ -86,13 +84,8 @@ def replay(work: Path, max_day: int | None) -> list[dict]:
                 )
                 continue
             request = tick.run_requests[0]
-            dg.materialize(
-                everything,
-                selection=request.asset_selection,
-                tags=request.tags,
-                resources=resources,
-                instance=instance,
-                raise_on_error=False,
+            materialize_medallion(
+                defs, instance, lake, selection=request.asset_selection, tags=request.tags
             )  # a refused challenger fails its check
             rows.append({"reason": request.tags[RETRAIN_REASON_TAG], "seconds": time.perf_counter() - t0})
     trained = [r for r in rows if not r["reason"].startswith("none")]  # one decision per model run, in order
