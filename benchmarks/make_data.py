@@ -4,8 +4,11 @@ Scale 1 is the real data. Scale N replicates every flight N times; copy ``k`` (0
 
 * flight number ``flight + k * 10000`` (real flight numbers are 1..8500, so numbers never collide and the natural
   key ``year, month, day, sched_dep_time, carrier, flight, origin`` stays unique);
-* tail number ``tailnum + "X" + f"{k:02d}"`` for k >= 1 (``N14228`` -> ``N14228X01``; real tail numbers have at
-  most 6 characters, so a suffixed one is never a real one), the null token ``NA`` kept as is;
+* tail number ``"NZ"`` + 4 base-36 digits of ``index * 100 + k`` for k >= 1, ``index`` being the tail's position
+  among the distinct real tail numbers of flights and planes (``N14228`` -> e.g. ``NZ0A3F``): 6 characters matching
+  the planes contract (``^N[0-9A-Z]+$``, at most 6: FAA registration marks), unique per copy, never a real tail
+  (checked); the null token ``NA`` kept as is. (A suffix such as ``N14228X01`` would break the contract, and silver
+  would rightly quarantine every copied plane);
 
 and ``planes`` gets the same suffixed copies of its rows, so every flight copy still joins its aircraft. Weather,
 airports and airlines are unchanged (one observation per airport and hour, whatever the traffic).
@@ -28,33 +31,56 @@ from lakehouse.sources import SOURCES
 from lakehouse.tables import Landing
 
 FLIGHT_OFFSET = 10_000  # > max real flight number (8500)
-MAX_SCALE = 100  # two-digit tail-number suffix
+MAX_SCALE = 100  # copies per tail number in the 4 base-36 digits of copy_tail
+BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def tail_suffix(copy: int) -> str:
-    """Suffix appended to tail numbers of copy ``copy`` (1-based for copies; the original has none)."""
-    return f"X{copy:02d}"
+def copy_tail(index: int, copy: int) -> str:
+    """Tail number of copy ``copy`` (>= 1) of the real tail number at ``index`` (module docstring)."""
+    n, digits = index * MAX_SCALE + copy, ""
+    for _ in range(4):
+        n, r = divmod(n, 36)
+        digits = BASE36[r] + digits
+    if n:
+        raise ValueError(f"tail index {index} does not fit 4 base-36 digits")
+    return "NZ" + digits
 
 
-def replicate_flights(flights: pl.DataFrame, scale: int) -> pl.DataFrame:
-    """``scale`` copies of the raw (all-String) flights table with distinct flight and tail numbers."""
+def tail_copies(tails: Iterable[str], scale: int) -> pl.DataFrame:
+    """``tailnum, copy, copy_tailnum`` for every real tail number and copy 1..scale-1."""
+    real = sorted({t for t in tails if t is not None and t != "NA"})
+    rows = [(t, k, copy_tail(i, k)) for i, t in enumerate(real) for k in range(1, scale)]
+    out = pl.DataFrame(rows, schema=["tailnum", "copy", "copy_tailnum"], orient="row")
+    if set(out.get_column("copy_tailnum")) & set(real):
+        raise AssertionError("a generated tail number is a real one")
+    return out
+
+
+def replicate_flights(flights: pl.DataFrame, scale: int, tails: pl.DataFrame) -> pl.DataFrame:
+    """``scale`` copies of the raw (all-String) flights table with distinct flight and tail numbers (``tails``:
+    :func:`tail_copies`)."""
     copies = [flights]
     for k in range(1, scale):
+        mapping = tails.filter(pl.col("copy") == k).select("tailnum", "copy_tailnum")
         copies.append(
-            flights.with_columns(
+            flights.join(mapping, on="tailnum", how="left", maintain_order="left")
+            .with_columns(
                 (pl.col("flight").cast(pl.Int32) + k * FLIGHT_OFFSET).cast(pl.String).alias("flight"),
-                pl.when(pl.col("tailnum").is_null() | (pl.col("tailnum") == "NA"))
-                .then(pl.col("tailnum"))
-                .otherwise(pl.col("tailnum") + tail_suffix(k))
-                .alias("tailnum"),
+                pl.coalesce("copy_tailnum", "tailnum").alias("tailnum"),  # null and "NA" stay as they are
             )
+            .select(flights.columns)
         )
     return pl.concat(copies, how="vertical")
 
 
-def replicate_planes(planes: pl.DataFrame, scale: int) -> pl.DataFrame:
-    """``scale`` copies of the raw planes table, tail numbers suffixed as in :func:`replicate_flights`."""
-    copies = [planes] + [planes.with_columns(pl.col("tailnum") + tail_suffix(k)) for k in range(1, scale)]
+def replicate_planes(planes: pl.DataFrame, scale: int, tails: pl.DataFrame) -> pl.DataFrame:
+    """``scale`` copies of the raw planes table, tail numbers mapped as in :func:`replicate_flights`."""
+    copies = [planes] + [
+        planes.join(tails.filter(pl.col("copy") == k), on="tailnum", how="left", maintain_order="left")
+        .with_columns(pl.col("copy_tailnum").alias("tailnum"))
+        .select(planes.columns)
+        for k in range(1, scale)
+    ]
     out = pl.concat(copies, how="vertical")
     if out.get_column("tailnum").n_unique() != out.height:
         raise AssertionError("replicated tail numbers are not unique")
@@ -84,12 +110,14 @@ def build_landing(
     months = sorted(months)
     written: list[Path] = []
     rows: dict[str, int] = {}
+    raw_flights, raw_planes = read_raw_table("flights"), read_raw_table("planes")
+    tails = tail_copies([*raw_flights.get_column("tailnum"), *raw_planes.get_column("tailnum")], max(scale, 2))
     for name, spec in SOURCES.items():
         raw = read_raw_table(name)
         if name == "flights":
-            raw = replicate_flights(raw, scale)
+            raw = replicate_flights(raw_flights, scale, tails)
         elif name == "planes":
-            raw = replicate_planes(raw, scale)
+            raw = replicate_planes(raw_planes, scale, tails)
         folder = Path(zone.source_dir(name))
         if not spec.monthly:
             written.append(write_atomically(raw, folder / f"{name}.csv"))
