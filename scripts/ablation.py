@@ -45,41 +45,9 @@ from lakehouse.ml import training
 from lakehouse.silver.conform import conform
 from lakehouse.sources import SOURCES
 
-SCHEDULE = ["carrier", "origin", "dest", "month", "weekday", "sched_hour", "distance"]
-WEATHER = list(gold.WEATHER_COLUMNS)
-PLANE = ["plane_age", "seats", "engines"]
-ROLLING = [
-    "carrier_late_rate_7d",
-    "carrier_flights_7d",
-    "carrier_late_rate_28d",
-    "carrier_flights_28d",
-    "route_late_rate_7d",
-    "route_flights_7d",
-    "route_late_rate_28d",
-    "route_flights_28d",
-]
-FLIGHT_NUMBER = ["flight_late_rate_28d", "flight_flights_28d"]
-SAME_DAY_RATES = [
-    "carrier_late_rate_12h",
-    "carrier_flights_12h",
-    "route_late_rate_12h",
-    "route_flights_12h",
-    "origin_late_rate_12h",
-    "origin_flights_12h",
-]
-CONGESTION = ["origin_departed_2h", "origin_mean_dep_delay_2h", "carrier_departed_2h", "carrier_mean_dep_delay_2h"]
-ROTATION = list(gold.ROTATION_COLUMNS)
-STATE = [
-    "dest_departed_2h",
-    "dest_mean_dep_delay_2h",
-    "origin_scheduled_3h",
-    "origin_waiting_3h",
-    "carrier_scheduled_3h",
-    "carrier_waiting_3h",
-    "origin_waited_min_3h",
-    "carrier_waited_min_3h",
-    "origin_scheduled_pm1h",
-]
+SCHEDULE, WEATHER, PLANE, ROTATION = training.SCHEDULE, training.WEATHER, training.PLANE, training.ROTATION
+ROLLING, FLIGHT_NUMBER, SAME_DAY_RATES = training.ROLLING_RATES, training.FLIGHT_NUMBER_RATES, training.SAME_DAY_RATES
+CONGESTION, STATE = training.CONGESTION, training.FLOW
 GROUPS: list[tuple[str, list[str]]] = [
     ("schedule", SCHEDULE),
     ("+ weather (known 1 h after its hour)", WEATHER),

@@ -27,19 +27,16 @@ from lakehouse.gold.features import ROTATION_COLUMNS, WEATHER_COLUMNS
 
 LABEL = "is_late"
 CATEGORICAL = ["carrier", "origin", "dest"]
-NUMERIC = [
-    # schedule facts of the flight
-    "month",
-    "weekday",
-    "sched_hour",
-    "distance",
-    # origin weather, the latest hourly row complete before the scheduled departure
-    *WEATHER_COLUMNS,
-    # the aircraft (FAA registry)
-    "plane_age",
-    "seats",
-    "engines",
-    # late rates over outcomes of other flights known before the scheduled departure
+# The feature groups (scripts/ablation.py measures what each adds, in the README's order):
+# schedule facts of the flight
+SCHEDULE = [*CATEGORICAL, "month", "weekday", "sched_hour", "distance"]
+# origin weather, the latest hourly row complete before the scheduled departure
+WEATHER = list(WEATHER_COLUMNS)
+# the aircraft (FAA registry)
+PLANE = ["plane_age", "seats", "engines"]
+# late rates over outcomes of other flights known before the scheduled departure: 7 and 28 days by carrier and
+# route, 28 days by flight number, the last 12 hours
+ROLLING_RATES = [
     "carrier_late_rate_7d",
     "carrier_flights_7d",
     "carrier_late_rate_28d",
@@ -48,19 +45,20 @@ NUMERIC = [
     "route_flights_7d",
     "route_late_rate_28d",
     "route_flights_28d",
-    "flight_late_rate_28d",
-    "flight_flights_28d",
+]
+FLIGHT_NUMBER_RATES = ["flight_late_rate_28d", "flight_flights_28d"]
+SAME_DAY_RATES = [
     "carrier_late_rate_12h",
     "carrier_flights_12h",
     "route_late_rate_12h",
     "route_flights_12h",
     "origin_late_rate_12h",
     "origin_flights_12h",
-    # same-day state: other flights' departures before the scheduled departure (the flight itself excluded)
-    "origin_departed_2h",
-    "origin_mean_dep_delay_2h",
-    "carrier_departed_2h",
-    "carrier_mean_dep_delay_2h",
+]
+# same-day state: other flights' departures before the scheduled departure (the flight itself excluded) ...
+CONGESTION = ["origin_departed_2h", "origin_mean_dep_delay_2h", "carrier_departed_2h", "carrier_mean_dep_delay_2h"]
+# ... at the destination too, flights still waiting at the origin, flights scheduled within the hour
+FLOW = [
     "dest_departed_2h",
     "dest_mean_dep_delay_2h",
     "origin_scheduled_3h",
@@ -70,8 +68,19 @@ NUMERIC = [
     "origin_waited_min_3h",
     "carrier_waited_min_3h",
     "origin_scheduled_pm1h",
-    # aircraft rotation: the tail's previous NYC departure, as known at the scheduled departure
-    *ROTATION_COLUMNS,
+]
+# aircraft rotation: the tail's previous NYC departure, as known at the scheduled departure
+ROTATION = list(ROTATION_COLUMNS)
+NUMERIC = [
+    *SCHEDULE[len(CATEGORICAL) :],
+    *WEATHER,
+    *PLANE,
+    *ROLLING_RATES,
+    *FLIGHT_NUMBER_RATES,
+    *SAME_DAY_RATES,
+    *CONGESTION,
+    *FLOW,
+    *ROTATION,
 ]
 FEATURES = CATEGORICAL + NUMERIC
 
