@@ -11,6 +11,9 @@ import pytest
 
 from lakehouse.landing import read_raw_table
 
+# Server fixtures started by the tests themselves (no test skips for a missing server).
+pytest_plugins = ["lakehouse_tests.object_store"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Point the default locations at a temporary folder before anything imports ``lakehouse.definitions``, so no
