@@ -103,7 +103,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         stop(process)
 
 
-@pytest.fixture()
+@pytest.fixture
 def s3_bucket(s3_server: S3Server) -> str:
     """A new empty bucket on the session's server (its name)."""
     return s3_server.new_bucket()
@@ -111,6 +111,4 @@ def s3_bucket(s3_server: S3Server) -> str:
 
 def list_keys(server: S3Server, bucket: str, prefix: str = "") -> list[str]:
     """Every object key under ``prefix`` (sorted)."""
-    return sorted(
-        meta["path"] for batch in obstore.list(server.store(bucket), prefix=prefix or None) for meta in batch
-    )
+    return sorted(meta["path"] for batch in obstore.list(server.store(bucket), prefix=prefix or None) for meta in batch)
