@@ -18,7 +18,8 @@ lakehouse's assets do; every table location comes from the catalogue, :mod:`lake
 * **gold**: ``flight_features`` and ``route_daily_delays`` from the silver tables, each overwritten.
 * **train**: read the feature view sorted by ``(sched_dep_utc, flight_id)``, split by month, train LightGBM with
   the lakehouse's parameters and early stopping, evaluate on the validation and test months, save the model file.
-* **predict**: load the model file, score the flights after the training window, rewrite the predictions table.
+* **predict**: load the model file, score every flight (those of the training window flagged), rewrite the
+  predictions table.
 * **monitor**: drift of the newest month against the model's training rows, on fixed-seed samples of at most
   100,000 rows each (``sample_rows``; PSI and KS / chi-square per feature, label and prediction,
   ``lakehouse.ml.drift.drift_report``), appended to ``ml/feature_drift``.
@@ -268,32 +269,41 @@ def load_model(model_dir: Path) -> tuple[lgb.Booster, dict]:
 
 
 def monitor(lake: Lake, model_dir: Path) -> float:
-    """Drift of the newest month against the model's training rows, as the lakehouse's ``ml/feature_drift``
-    computes it (same columns, bins, tests: :func:`lakehouse.ml.drift.drift_report`); appends the report to
-    ``ml/feature_drift`` and returns the largest PSI of a monitored column. Reads the gold table once when the
-    model was trained on its current version (the lakehouse reads it twice)."""
+    """Drift of every month against the model's training rows, as the lakehouse's ``ml/feature_drift`` computes it
+    on its first run (same columns, bins, tests: :func:`lakehouse.ml.drift.drift_report`; the reference read and
+    scored once); appends the reports to ``ml/feature_drift`` and returns the largest PSI of a monitored column
+    in the newest month. Reads the gold table once when the model was trained on its current version."""
     booster, meta = load_model(model_dir)
     latest = read_features(lake)
     ym = pl.col("flight_date").dt.strftime("%Y-%m")
     same = lake.version(FLIGHT_FEATURES) == meta["gold_version"]
     reference = (latest if same else read_features(lake, meta["gold_version"])).filter(ym.is_in(meta["train_months"]))
-    current = latest.filter(ym == latest.select(ym.max()).item())
-    del latest
-    reference, current = (drift.sample_rows(f) for f in (reference, current))
-    reference, current = (
-        f.with_columns(pl.Series("prediction", training.predict(booster, f, meta["encoding"]), dtype=pl.Float64))
-        for f in (reference, current)
+    reference = drift.sample_rows(reference)
+    reference = reference.with_columns(
+        pl.Series("prediction", training.predict(booster, reference, meta["encoding"]), dtype=pl.Float64)
     )
     numeric = [c for c in training.FEATURES if c not in training.CATEGORICAL]
-    report = drift.drift_report(
-        reference,
-        current,
-        numeric=[*numeric, "prediction"],
-        categorical=[*training.CATEGORICAL, training.LABEL],
-        kinds={training.LABEL: "label", "prediction": "prediction"},
-        exempt=["month"],
+    reports = []
+    for _, month in sorted(latest.partition_by(ym.alias("ym"), as_dict=True, include_key=False).items()):
+        current = drift.sample_rows(month)
+        current = current.with_columns(
+            pl.Series("prediction", training.predict(booster, current, meta["encoding"]), dtype=pl.Float64)
+        )
+        reports.append(
+            drift.drift_report(
+                reference,
+                current,
+                numeric=[*numeric, "prediction"],
+                categorical=[*training.CATEGORICAL, training.LABEL],
+                kinds={training.LABEL: "label", "prediction": "prediction"},
+                exempt=["month"],
+            )
+        )
+    del latest
+    report = reports[-1]
+    rows = pl.concat(reports).with_columns(
+        pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("evaluated_at")
     )
-    rows = report.with_columns(pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("evaluated_at"))
     write_table(lake, FEATURE_DRIFT, rows, mode="append")
     return float(report.filter(pl.col("monitored")).get_column("psi").max())
 
@@ -362,10 +372,11 @@ def run(landing_dir: str | Path, lake_dir: str | Path, clock: StepClock) -> dict
 
     with clock.step(PREDICTIONS.path, "predict"):
         booster, meta = load_model(model_dir)
-        features = read_features(lake)
-        scoring = features.filter(pl.col("flight_date") > pl.lit(meta["train_end"]).str.to_date())
-        predictions = scoring.select("flight_id", "flight_date", "sched_dep_utc").with_columns(
+        features = read_features(lake)  # every flight is scored, as the lakehouse's first scoring run does
+        scoring = features
+        predictions = scoring.select("flight_id", "flight_date", "flight_month", "sched_dep_utc").with_columns(
             pl.Series("probability", training.predict(booster, scoring, meta["encoding"]), dtype=pl.Float64),
+            (pl.col("flight_date") <= pl.lit(meta["train_end"]).str.to_date()).alias("in_training_window"),
             pl.lit(1, dtype=pl.Int64).alias("model_version"),
             pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
         )

@@ -1,5 +1,5 @@
-"""The full lakehouse: the runs of ``lakehouse run`` (jobs ``ingest``, ``gold_months``, ``ml``) in this process on an
-empty lake, measured.
+"""The full lakehouse: the runs of ``lakehouse run`` (jobs ``ingest``, ``gold_months``, ``ml``, ``scoring``) in this
+process on an empty lake, measured.
 
 Run by :mod:`benchmarks.run` in its own process::
 
@@ -51,11 +51,9 @@ from dagster._core.events import DagsterEventType  # noqa: E402
 
 from benchmarks.measure import CallTimers, RssSampler, StepClock, timed, vm_hwm_bytes, write_json  # noqa: E402
 from lakehouse.cli import skip_final_gc  # noqa: E402
-from lakehouse.gold.months import contiguous  # noqa: E402
-from lakehouse.gold.sensors import range_tags, stale  # noqa: E402
 from lakehouse.metadata import asset_key  # noqa: E402
 from lakehouse.ml.assets import CHAMPION_KEY, MODEL_KEY  # noqa: E402
-from lakehouse.pipeline import MedallionResult, materialize_medallion  # noqa: E402
+from lakehouse.pipeline import STEPS, MedallionResult, materialize_medallion, step_ranges  # noqa: E402
 from lakehouse.resources import build_resources, ensure_experiment  # noqa: E402
 from lakehouse.settings import Settings  # noqa: E402
 from lakehouse.tables import (  # noqa: E402
@@ -164,9 +162,9 @@ def sanity_figures(result: MedallionResult) -> dict:
         elif table is None:
             continue
         elif table == PREDICTIONS:
-            out["predictions_rows"] = meta.get("rows_scored")
+            out["predictions_rows"] = out.get("predictions_rows", 0) + (meta.get("dagster/row_count") or 0)
         elif table == FEATURE_DRIFT:
-            out["max_psi"] = meta.get("max_psi")
+            out["max_psi"] = meta.get("max_psi")  # the newest month of the (last) scoring run
         elif table.layer in ("bronze", "silver") or table in (FLIGHT_FEATURES, ROUTE_DAILY_DELAYS):
             out[f"{table.layer}_{table.name}_rows"] = meta.get("dagster/row_count")
             if table.layer == "silver":
@@ -185,29 +183,46 @@ EXECUTORS = {  # run config of the job's default executor (multi_or_in_process_e
 }
 
 
+def _job(name: str) -> dg.JobDefinition:
+    return build_definitions(Settings.from_env()).resolve_job_def(name)
+
+
 def ingest_job() -> dg.JobDefinition:
-    """The ``ingest`` job wired to the ``LAKEHOUSE_*`` environment variables; module level (like the two below) so
-    that ``dg.reconstructable`` can rebuild it in the step processes of the multiprocess executor."""
-    return build_definitions(Settings.from_env()).resolve_job_def("ingest")
+    """The ``ingest`` job wired to the ``LAKEHOUSE_*`` environment variables; module level and without arguments
+    (like the three below) so that ``dg.reconstructable`` can rebuild it in the step processes of the
+    multiprocess executor."""
+    return _job("ingest")
 
 
 def gold_job() -> dg.JobDefinition:
-    return build_definitions(Settings.from_env()).resolve_job_def("gold_months")
+    return _job("gold_months")
 
 
 def ml_job() -> dg.JobDefinition:
-    return build_definitions(Settings.from_env()).resolve_job_def("ml")
+    return _job("ml")
+
+
+def scoring_job() -> dg.JobDefinition:
+    return _job("scoring")
+
+
+JOB_FUNCTIONS = {"ingest": ingest_job, "gold_months": gold_job, "ml": ml_job, "scoring": scoring_job}
 
 
 def run_multiprocess(instance: dg.DagsterInstance, executor: str, lake: Lake, stack: ExitStack) -> MedallionResult:
-    """The three runs of :func:`lakehouse.pipeline.materialize_medallion`, each with ``dg.execute_job`` on
-    ``executor`` (a process per step)."""
+    """The runs of :func:`lakehouse.pipeline.materialize_medallion`, each with ``dg.execute_job`` on ``executor``
+    (a process per step)."""
     out = MedallionResult()
-    for name, job in (("ingest", ingest_job), ("gold_months", gold_job), ("ml", ml_job)):
-        ranges = [range_tags(a, b) for a, b in contiguous(stale(lake))] if name == "gold_months" else [{}]
-        for tags in ranges:
+    registry = build_resources(Settings.from_env())["registry"]
+    for name, _, _ in STEPS:
+        for tags in step_ranges(name, lake, registry):
             result = stack.enter_context(
-                dg.execute_job(dg.reconstructable(job), instance=instance, run_config=EXECUTORS[executor], tags=tags)
+                dg.execute_job(
+                    dg.reconstructable(JOB_FUNCTIONS[name]),
+                    instance=instance,
+                    run_config=EXECUTORS[executor],
+                    tags=tags,
+                )
             )
             out.results.append(result)  # type: ignore[arg-type]  # the accessors used here exist on both kinds
             if not result.success:

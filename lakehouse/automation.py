@@ -24,7 +24,7 @@ FEATURES_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=3
 MODEL_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=45), warn_window=timedelta(days=35))
 
 
-def follow_upstream(*partitioned_deps: dg.AssetKey) -> dg.AutomationCondition:
+def follow_upstream() -> dg.AutomationCondition:
     """``eager()``, plus a bootstrap for assets that were never materialized.
 
     ``eager()`` never requests an asset that has never been materialized (its ``since_last_handled`` resets on
@@ -32,14 +32,12 @@ def follow_upstream(*partitioned_deps: dg.AssetKey) -> dg.AutomationCondition:
     first silver or gold tables. The bootstrap requests a missing asset once all its dependencies exist, nothing
     it depends on is running, and its own last run did not fail (so a broken asset is not retried on every tick).
 
-    ``partitioned_deps``: monthly dependencies of an unpartitioned asset (the gold months). ``any_deps_missing``
-    counts a partitioned dependency as missing while *any* of its partitions is missing (every month of the
-    partitions definition, including the months not landed yet), which would hold the asset back until the last
-    month of the range exists; for these it is ignored, and the asset follows whichever months exist.
+    Only unpartitioned assets use it: the monthly partitions after silver are requested by sensors that read the
+    lake (:mod:`lakehouse.gold.sensors`, :mod:`lakehouse.ml.sensors`). ``any_deps_missing`` counts a partitioned
+    dependency as missing while *any* of its partitions is missing (every month of the partitions definition,
+    including months not landed yet), so it could not follow a partial year anyway.
     """
     missing = AC.any_deps_missing()
-    if partitioned_deps:
-        missing = missing.ignore(dg.AssetSelection.assets(*partitioned_deps))
     eager = (
         AC.in_latest_time_window()
         & (AC.newly_missing() | AC.any_deps_updated()).since_last_handled()

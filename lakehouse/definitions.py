@@ -18,6 +18,7 @@ from lakehouse.maintenance import jobs as maintenance_jobs
 from lakehouse.ml import assets as ml_assets
 from lakehouse.ml import monitoring as ml_monitoring
 from lakehouse.ml import sensors as ml_sensors
+from lakehouse.pipeline import STEPS
 from lakehouse.resources import build_resources
 from lakehouse.settings import Settings
 from lakehouse.silver import assets as silver_assets
@@ -35,24 +36,10 @@ LAYER_MODULES = [
     maintenance_jobs,
 ]
 
-# The three steps of lakehouse.pipeline as jobs (Launchpad, schedules): the gold months are partitioned, so the
-# whole graph is not one job (a run of it would need a month range known only after silver).
-ingest_job = dg.define_asset_job(
-    "ingest",
-    selection=dg.AssetSelection.groups("bronze", "silver"),
-    description="Landing -> bronze -> silver, for whatever has landed.",
-)
-gold_job = dg.define_asset_job(
-    "gold_months",
-    selection=dg.AssetSelection.groups("gold"),
-    description="The gold feature view and route aggregate of the months chosen in the Launchpad (partitioned).",
-)
-ml_job = dg.define_asset_job(
-    "ml",
-    selection=dg.AssetSelection.groups("ml"),
-    description="Model (challenger), champion, predictions and drift.",
-)
-JOBS = [ingest_job, gold_job, ml_job]
+# The four steps of lakehouse.pipeline as jobs (Launchpad, sensors, schedules): the gold months, predictions and
+# drift are partitioned, so the whole graph is not one job (a run of it would need month ranges known only after
+# the step before).
+JOBS = [dg.define_asset_job(name, selection=selection, description=text) for name, selection, text in STEPS]
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

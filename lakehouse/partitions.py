@@ -22,8 +22,11 @@ import os
 from datetime import date
 
 import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from lakehouse.silver.conform import LOCAL_TZ
+
+MONTHS_TAG = "lakehouse/months"  # run tag naming the months of a run: ``2013-01..2013-06``
 
 
 class PartitionSettingError(ValueError):
@@ -75,3 +78,14 @@ def month_of_key(key: str) -> date:
 def key_of_month(month: date) -> str:
     """The partition key of the month starting on ``month``."""
     return month.isoformat()
+
+
+def range_tags(first: date, last: date) -> dict[str, str]:
+    """Run tags of a single-run backfill of the months ``first``..``last`` (Dagster's partition range tags, which
+    are what its own backfills set; a public API for them does not exist in dagster 1.13), plus
+    :data:`MONTHS_TAG`."""
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: key_of_month(first),
+        ASSET_PARTITION_RANGE_END_TAG: key_of_month(last),
+        MONTHS_TAG: f"{first:%Y-%m}..{last:%Y-%m}",
+    }

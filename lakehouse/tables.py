@@ -17,7 +17,7 @@ object-store root, so the catalogue's interface does not change when the lake mo
 | ``silver/<source>_quarantine`` | silver | MERGE on ``_content_hash, _row_number`` | same |
 | ``gold/flight_features`` | gold | replace-where per month (``flight_month``) | ``flight_id`` |
 | ``gold/route_daily_delays`` | gold | replace-where per month (``flight_month``) | ``flight_date, origin, dest`` |
-| ``gold/flight_delay_predictions`` | gold | overwrite | ``flight_id`` |
+| ``gold/flight_delay_predictions`` | gold | replace-where per month (``flight_month``) | ``flight_id`` |
 | ``ml/feature_drift`` | ml | append (one row per column per evaluation) | ``evaluation_id, column`` |
 | ``ml/model_decisions`` | ml | append (one row per champion/challenger decision) | ``challenger_version`` |
 
@@ -154,9 +154,12 @@ class Lake:
             return pl.DataFrame({c: [] for c in columns or []})
         return pl.read_delta(self.location(table), columns=list(columns) if columns else None, version=version)
 
-    def partitions(self, table: Table) -> list[dict[str, str]]:
-        """The partition values present in ``table`` (Delta ``partitions()``: one dict per partition)."""
-        return list(DeltaTable(self.location(table)).partitions()) if self.exists(table) else []
+    def partitions(self, table: Table, version: int | None = None) -> list[dict[str, str]]:
+        """The partition values present in ``table`` (at ``version``, default the latest; Delta ``partitions()``,
+        read from the log: one dict per partition)."""
+        if not self.exists(table):
+            return []
+        return list(DeltaTable(self.location(table), version=version).partitions())
 
     def consumed_version(self, table: Table) -> int:
         """Last input batch its writer committed under ``table.app_id`` (-1 when none)."""
@@ -217,20 +220,26 @@ class Lake:
             metadata={INPUTS_KEY: json.dumps(inputs, sort_keys=True), PARTITION_KEY: value.isoformat()},
         )
 
-    def partitions_built(self, table: Table) -> dict[date, dict[str, int]]:
-        """Per partition value present in ``table``: the ``inputs`` of the newest commit that wrote it
-        (:meth:`replace_partition`); ``{}`` without the table. Reads the Delta log's commit infos (O(commits);
-        maintenance checkpoints keep that small)."""
+    def partition_commits(self, table: Table) -> dict[date, tuple[int, dict[str, int]]]:
+        """Per partition value present in ``table``: the Delta version of the newest commit that wrote it
+        (:meth:`replace_partition`) and the ``inputs`` that commit recorded (``-1, {}`` for a partition whose
+        writing commit is no longer in the log); ``{}`` without the table. Reads the Delta log's commit infos
+        (O(commits); maintenance checkpoints keep that small)."""
         if not self.exists(table):
             return {}
         dt = DeltaTable(self.location(table))
         present = {date.fromisoformat(str(p[table.partition_by[0]])) for p in dt.partitions()}
-        built: dict[date, dict[str, int]] = {}
+        built: dict[date, tuple[int, dict[str, int]]] = {}
         for commit in dt.history():  # newest first
             value = commit.get(PARTITION_KEY)
             if value is not None and date.fromisoformat(value) in present and date.fromisoformat(value) not in built:
-                built[date.fromisoformat(value)] = json.loads(commit.get(INPUTS_KEY, "{}"))
-        return {month: built.get(month, {}) for month in present}
+                built[date.fromisoformat(value)] = (int(commit["version"]), json.loads(commit.get(INPUTS_KEY, "{}")))
+        return {month: built.get(month, (-1, {})) for month in present}
+
+    def partitions_built(self, table: Table) -> dict[date, dict[str, int]]:
+        """Per partition value present in ``table``: the ``inputs`` of the newest commit that wrote it
+        (:meth:`partition_commits`); ``{}`` without the table."""
+        return {month: inputs for month, (_, inputs) in self.partition_commits(table).items()}
 
     def changes_since(self, table: Table, version: int) -> list[tuple[int, dict | None]]:
         """``(version, record)`` of ``table``'s data-changing commits after ``version``, newest first: the
@@ -398,9 +407,10 @@ ROUTE_DAILY_DELAYS = Table(
 PREDICTIONS = Table(
     "gold",
     "flight_delay_predictions",
-    "The champion model's P(is_late) per flight.",
+    "The champion model's P(is_late) per flight, written per month by the champion of the time.",
     natural_key=("flight_id",),
-    overwritten=True,
+    partition_by=("flight_month",),
+    overwritten=True,  # per month (replace-where): maintenance never compacts it
 )
 FEATURE_DRIFT = Table(
     "ml",

@@ -1,7 +1,8 @@
 """What a person sees when they run ``lakehouse run``: the real console script, in a process of its own, on a small
 real slice (3 months x 2 days).
 
-* Default mode: per run (``ingest``, ``gold_months`` for the stale months, ``ml``; lakehouse.pipeline) a header
+* Default mode: per run (``ingest``, ``gold_months`` for the stale months, ``ml``, ``scoring`` for the months to
+  score; lakehouse.pipeline) a header
   and one progress line per asset (each asset of the three jobs named exactly once, in the order the steps finish,
   with the table's rows from the materialization metadata and the step's seconds), the runs' status and the
   summary; no Dagster DEBUG line, no beta/preview warning, no MLflow INFO line.
@@ -52,9 +53,9 @@ GOLD = {"gold/flight_features", "gold/route_daily_delays"}
 
 
 def job_assets(*names: str) -> set[str]:
-    """The assets of the jobs ``names`` (default: the three jobs of ``lakehouse run``)."""
+    """The assets of the jobs ``names`` (default: the four jobs of ``lakehouse run``)."""
     out = set()
-    for name in names or ("ingest", "gold_months", "ml"):
+    for name in names or ("ingest", "gold_months", "ml", "scoring"):
         out |= {k.to_user_string() for k in defs.resolve_job_def(name).asset_layer.executable_asset_keys}
     return out
 
@@ -84,9 +85,9 @@ def test_default_run_prints_one_line_per_asset_and_no_library_noise(first_run):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     lines = progress_lines(run.stdout)
     assets = [asset for _, _, _, asset, _ in lines]
-    assert sorted(assets) == sorted(job_assets())  # every asset of the three jobs, each exactly once
+    assert sorted(assets) == sorted(job_assets())  # every asset of the four jobs, each exactly once
     sections = runs_printed(run.stdout)
-    assert [job for job, *_ in sections] == ["ingest", "gold_months", "ml"]
+    assert [job for job, *_ in sections] == ["ingest", "gold_months", "ml", "scoring"]
     assert all(numbers == list(range(1, steps + 1)) for _, steps, numbers in sections)
     assert {status for _, _, status, *_ in lines} == {"ok"}
     assert all(re.search(r"\d+\.\d s", rest) for *_, rest in lines)  # seconds on every finished step
@@ -97,7 +98,7 @@ def test_default_run_prints_one_line_per_asset_and_no_library_noise(first_run):
 
     console = run.stdout + run.stderr
     assert not [noise for noise in NOISE if noise in console], console[:3000]
-    assert re.search(r"Runs [0-9a-f-]{36}, [0-9a-f-]{36}, [0-9a-f-]{36} succeeded in", run.stdout)
+    assert re.search(r"Runs [0-9a-f-]{36}, [0-9a-f-]{36}, [0-9a-f-]{36}, [0-9a-f-]{36} succeeded in", run.stdout)
     assert "Champion model: flight_delay_lgbm v1" in run.stdout  # the summary follows
 
 
@@ -110,7 +111,7 @@ def test_verbose_prints_dagster_event_log_and_warnings_as_well(first_run):
     assert any("STEP_START" in line for line in debug) and any("RUN_SUCCESS" in line for line in debug)
     assert len(debug) > 50
     assert "BetaWarning" in console  # silenced only in the default mode
-    # nothing new landed: no gold month is stale, so no gold run
+    # nothing new landed: no gold month is stale and no month to score, so neither a gold nor a scoring run
     assert sorted(asset for *_, asset, _ in progress_lines(run.stdout)) == sorted(job_assets("ingest", "ml"))
 
 
@@ -129,7 +130,7 @@ def test_a_failing_step_is_named_with_its_error_and_where_the_full_log_is(first_
     # still every asset of the runs once (no gold run: nothing is stale): the failed one and those that did not run
     assert set(lines) == job_assets("ingest", "ml")
     failed = [asset for asset, (status, _) in lines.items() if status == "FAILED"]
-    assert failed and all(a.startswith("ml/") or a == "gold/flight_delay_predictions" for a in failed), run.stdout
+    assert failed and all(a.startswith("ml/") for a in failed), run.stdout
     assert all("MlflowException: No such artifact" in lines[a][1] for a in failed)  # the error, in one line
     assert {status for status, _ in lines.values()} <= {"ok", "FAILED", "--"}
     run_id = re.search(r"Runs [0-9a-f-]{36}, ([0-9a-f-]{36}) FAILED in", run.stdout)  # the ml run failed

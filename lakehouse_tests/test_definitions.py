@@ -41,7 +41,7 @@ def shape(definitions: dg.Definitions) -> dict:
     }
     jobs = {
         name: sorted(k.to_user_string() for k in definitions.resolve_job_def(name).asset_layer.executable_asset_keys)
-        for name in ("ingest", "gold_months", "ml")
+        for name in ("ingest", "gold_months", "ml", "scoring")
     }
     partitioned = {
         key.to_user_string(): type(graph.get(key).partitions_def).__name__
@@ -60,15 +60,17 @@ def test_definitions_load_and_match_the_snapshot():
     assert current == json.loads(SNAPSHOT.read_text())
 
 
-def test_every_layer_is_a_group_and_the_three_jobs_run_the_whole_graph_once():
+def test_every_layer_is_a_group_and_the_four_jobs_run_the_whole_graph_once():
     current = shape(defs)
     groups = {a["group"] for a in current["assets"].values()}
     assert groups == {"bronze", "silver", "gold", "ml"}
     jobs = current["jobs"]
-    assert sorted(jobs["ingest"] + jobs["gold_months"] + jobs["ml"]) == sorted(current["assets"])
+    assert sorted(jobs["ingest"] + jobs["gold_months"] + jobs["ml"] + jobs["scoring"]) == sorted(current["assets"])
     assert current["partitioned"] == {
         "gold/flight_features": "MonthlyPartitionsDefinition",
         "gold/route_daily_delays": "MonthlyPartitionsDefinition",
+        "gold/flight_delay_predictions": "MonthlyPartitionsDefinition",
+        "ml/feature_drift": "MonthlyPartitionsDefinition",
     }
     for source in ("flights", "weather", "planes", "airports", "airlines"):
         assert current["assets"][f"silver/{source}"]["checks"]["row_accounting"] == {"blocking": True}

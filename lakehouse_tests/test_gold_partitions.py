@@ -102,32 +102,3 @@ def test_a_correction_requests_its_month_and_the_month_its_windows_reach(built):
     after = lake(settings).read(FLIGHT_FEATURES).filter(pl.col("flight_month").dt.month() == 1)
     assert after.equals(before)  # January was not rewritten
     assert isinstance(tick(settings, instance), dg.SkipReason)
-
-
-def test_an_asset_downstream_of_the_months_follows_the_months_that_exist():
-    """follow_upstream(months) requests its asset once some months exist; without naming the months it would wait
-    for all twelve (any_deps_missing counts every month of the partitions definition)."""
-    from lakehouse.automation import follow_upstream
-    from lakehouse.partitions import MONTHS
-
-    @dg.asset(partitions_def=MONTHS)
-    def months() -> None: ...
-
-    @dg.asset
-    def champion() -> None: ...
-
-    @dg.asset(deps=[months, champion], automation_condition=follow_upstream(months.key))
-    def predictions() -> None: ...
-
-    @dg.asset(deps=[months, champion], automation_condition=follow_upstream())
-    def waiting_predictions() -> None: ...
-
-    defs = dg.Definitions(assets=[months, champion, predictions, waiting_predictions])
-    with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            [months, champion], instance=instance, partition_key="2013-01-01", selection=[months]
-        ).success
-        assert dg.materialize([champion], instance=instance).success
-        result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-        requested = {r.key for r in result.results if r.true_subset.size > 0}
-    assert predictions.key in requested and waiting_predictions.key not in requested

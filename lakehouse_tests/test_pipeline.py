@@ -102,7 +102,12 @@ def test_model_is_registered_and_predictions_name_its_version(small_lake):
     assert 0.5 < model_meta["test_roc_auc"].value <= 1.0
     predictions = rows(settings, "gold", "flight_delay_predictions")
     features = rows(settings, "gold", "flight_features")
-    assert predictions.height == features.filter(pl.col("flight_date").dt.month() > 1).height > 0
+    # every flight of every month is scored, those the champion trained on flagged as in-sample
+    assert predictions.height == features.height > 0
+    assert predictions.join(features, on="flight_id").height == features.height
+    trained_on = predictions.filter(pl.col("flight_date").dt.month() == 1).get_column("in_training_window")
+    later = predictions.filter(pl.col("flight_date").dt.month() > 1).get_column("in_training_window")
+    assert trained_on.all() and not later.any()
     assert predictions.get_column("model_version").unique().to_list() == [int(champion.version)]
     assert predictions.select(pl.col("probability").is_between(0, 1).all()).item()
 
@@ -196,7 +201,8 @@ def test_a_run_with_nothing_new_changes_no_table_and_registers_nothing(small_lak
     assert again.success
     after = {t.path: lake.version(t) for t in ALL_TABLES if lake.exists(t)}
     changed = {path for path in before if after[path] != before[path]}
-    # gold is not rewritten (its inputs are at the same versions), so no new model version and no drift rows
-    assert changed <= {"gold/flight_delay_predictions"}, changed
+    # gold is not rewritten (its inputs are at the same versions), so no new model version, nothing re-scored and
+    # no drift rows
+    assert not changed, changed
     assert len(MlflowClient().search_model_versions(f"name='{MODEL_NAME}'")) == versions_before
-    assert again.months == []  # no gold month is stale: no gold run at all
+    assert again.months == [] and again.scored == []  # nothing stale, nothing to score: no partitioned run at all

@@ -4,8 +4,8 @@ The story (one module-scoped fixture, in a temporary lake, sqlite MLflow store a
 land January-June (days 1-3 of each month), materialize everything -> a champion exists; land July and let
 bronze -> gold -> drift follow (as the landing sensor and declarative automation would); the retraining sensor
 asks for retraining with a reason; the requested run trains a challenger, scores it and the champion on the same
-holdout (July), the blocking gate admits or refuses it, and only ``ml/champion`` moves the alias; predictions
-then come from the champion.
+holdout (July), the blocking gate admits or refuses it, and only ``ml/champion`` moves the alias; the scoring
+sensor then asks for July's predictions and drift (the newest month) with the new champion, and nothing else.
 """
 
 from dataclasses import dataclass
@@ -32,8 +32,10 @@ from lakehouse.ml.sensors import (
     RETRAIN_DETAIL_TAG,
     RETRAIN_KEY_TAG,
     RETRAIN_REASONS_TAG,
+    SCORING_TARGET,
     evaluate_triggers,
     retraining_sensor,
+    scoring_sensor,
 )
 from lakehouse.pipeline import MedallionResult
 from lakehouse.resources import ModelRegistry, RetrainingPolicy, build_resources
@@ -71,6 +73,11 @@ def sensor_tick(
     return retraining_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor))
 
 
+def scoring_tick(settings: Settings, instance: dg.DagsterInstance):
+    resources = {k: v for k, v in build_resources(settings).items() if k in ("storage", "registry")}
+    return scoring_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+
+
 def champion_version(settings: Settings) -> int:
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     return int(MlflowClient().get_model_version_by_alias(MODEL_NAME, CHAMPION).version)
@@ -88,6 +95,9 @@ class Story:
     drift_only: list
     retrain: MedallionResult
     tick_after_retrain: object
+    scoring_after_retrain: object  # the scoring sensor's answer after the retraining run
+    scored_after_retrain: MedallionResult  # the scoring step run after it (what the sensor's request does)
+    scoring_at_rest: object  # the scoring sensor's answer once that ran
     gold_version_before_july: int
     challenger_after_retrain: int  # the challenger alias right after the retraining run
     decisions_after_retrain: pl.DataFrame
@@ -119,6 +129,8 @@ def story(tmp_path_factory):
             settings, instance, selection=request.asset_selection, tags=request.tags, raise_on_error=False
         )
         challenger = MlflowClient().get_model_version_by_alias(MODEL_NAME, CHALLENGER)
+        scoring_after = scoring_tick(settings, instance)
+        scored = materialize_all(settings, instance, selection=SCORING_TARGET)
         yield Story(
             settings,
             instance,
@@ -130,6 +142,9 @@ def story(tmp_path_factory):
             drift_only,
             retrain,
             sensor_tick(settings, instance, cursor=after.cursor),
+            scoring_after,
+            scored,
+            scoring_tick(settings, instance),
             gold_v,
             int(challenger.version),
             decisions(lake(settings)),
@@ -174,7 +189,7 @@ def test_sensor_asks_for_retraining_with_a_reason_and_never_twice(story):
         == request.tags[RETRAIN_KEY_TAG]
         == (f"retrain:new_labelled_data:champion-v{s.champion_v1}:data-through-2013-07-{MAX_DAY:02d}")
     )
-    assert set(request.asset_selection) == {MODEL_KEY, CHAMPION_KEY, PREDICTIONS_KEY, DRIFT_KEY}
+    assert set(request.asset_selection) == {MODEL_KEY, CHAMPION_KEY}  # the scoring sensor follows a promotion
     # the same data never launches a second run, whatever the reason
     assert isinstance(s.tick_again, dg.SkipReason) and "already requested" in s.tick_again.skip_message
     # July's weather is far from January-April's: drift alone would have asked too
@@ -225,23 +240,45 @@ def test_challenger_is_scored_with_the_champion_on_the_same_holdout_and_the_deci
     assert meta["retrain_reason"].value == "new_labelled_data"
 
 
-def test_predictions_come_from_the_champion(story):
+def test_predictions_come_from_the_champion_of_their_month(story):
     s = story
-    # promoted: the run re-scored with the new champion; refused: the predictions of the old one stay, July
-    # included (automation scored it when July arrived)
+    promoted = champion_version(s.settings) != s.champion_v1
     predictions = pl.read_delta(location(s.settings, "gold/flight_delay_predictions"))
-    assert predictions.get_column("model_version").unique().to_list() == [champion_version(s.settings)]
-    assert predictions.get_column("flight_date").max().month == 7  # July is scored
-    # after the retraining nothing holds any more (promoted) or the same data is not retried (refused)
+    by_month = dict(
+        predictions.group_by(pl.col("flight_month").dt.strftime("%Y-%m"))
+        .agg(pl.col("model_version").unique().sort())
+        .iter_rows()
+    )
+    # January-June were scored by the first champion when it was promoted, July by it when July arrived ...
+    assert sorted(by_month) == [f"2013-{m:02d}" for m in range(1, 8)]
+    assert all(by_month[f"2013-{m:02d}"] == [s.champion_v1] for m in range(1, 7))
+    if promoted:
+        # ... and a new champion re-scores the newest month only: the scoring sensor asked for exactly July
+        (request,) = s.scoring_after_retrain.run_requests
+        assert set(request.asset_selection) == set(SCORING_TARGET)
+        assert request.tags["dagster/asset_partition_range_start"] == "2013-07-01"
+        assert request.tags["dagster/asset_partition_range_end"] == "2013-07-01"
+        assert s.scored_after_retrain.scored == ["2013-07..2013-07"]
+        assert by_month["2013-07"] == [champion_version(s.settings)]
+    else:  # a refused challenger leaves every month as it was
+        assert isinstance(s.scoring_after_retrain, dg.SkipReason)
+        assert s.scored_after_retrain.scored == [] and by_month["2013-07"] == [s.champion_v1]
+    # July's drift, evaluated by the champion of the time
+    history = read_drift_history(lake(s.settings)).filter(pl.col("current_month") == "2013-07")
+    assert set(history.get_column("champion_version")) == {s.champion_v1, champion_version(s.settings)}
+    # once scored, the sensor asks for nothing; after the retraining nothing holds any more (promoted) or the same
+    # data is not retried (refused)
+    assert isinstance(s.scoring_at_rest, dg.SkipReason)
     assert isinstance(s.tick_after_retrain, dg.SkipReason)
 
 
 def test_drift_is_recorded_over_time_with_metadata_and_plots(story):
     s = story
-    history = read_drift_history(lake(s.settings))
-    evaluations = history.select("evaluated_at", "current_month", "champion_version").unique().sort("evaluated_at")
-    assert evaluations.get_column("current_month").to_list()[:2] == ["2013-06", "2013-07"]
-    july = history.filter(pl.col("evaluated_at") == evaluations.get_column("evaluated_at")[1])
+    history = read_drift_history(lake(s.settings)).filter(pl.col("champion_version") == s.champion_v1)
+    evaluations = history.select("evaluation_id", "current_month").unique().sort("current_month")
+    # one evaluation per month: January-June when the first champion was promoted, July when July arrived
+    assert evaluations.get_column("current_month").to_list() == [f"2013-{m:02d}" for m in range(1, 8)]
+    july = history.filter(pl.col("current_month") == "2013-07")
     mlflow.set_tracking_uri(s.settings.mlflow_tracking_uri)
     run = MlflowClient().get_run(MlflowClient().get_model_version(MODEL_NAME, str(s.champion_v1)).run_id)
     expected = set(run.data.params["features"].split(",")) | {"is_late", "prediction"}
@@ -344,6 +381,7 @@ def test_a_worse_challenger_is_refused_and_the_alias_and_predictions_stay_untouc
     result = dg.materialize(
         ALL_ASSETS,
         selection=[MODEL_KEY, CHAMPION_KEY, PREDICTIONS_KEY, DRIFT_KEY],
+        partition_key="2013-07-01",  # the newest month, as the scoring sensor would ask after a promotion
         run_config=strict,
         tags={RETRAIN_REASON_TAG: "drift"},
         resources=build_resources(s.settings),

@@ -11,20 +11,15 @@ versions, so one state of the lake is requested once, and no request is made whi
 from datetime import date
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_START_TAG, PARTITION_NAME_TAG
 
 from lakehouse.gold import assets as gold_assets
 from lakehouse.gold.months import FEATURE_REACH, ROUTE_REACH, contiguous, stale_months
-from lakehouse.partitions import MONTHS, key_of_month, month_of_key
+from lakehouse.partitions import MONTHS, MONTHS_TAG, month_of_key, range_tags
 from lakehouse.resources import LakehouseStorage
 from lakehouse.tables import FLIGHT_FEATURES, ROUTE_DAILY_DELAYS, SILVER, Lake
 
 GOLD_KEYS = [gold_assets.flight_features.key, gold_assets.route_daily_delays.key]
-MONTHS_TAG = "lakehouse/months"
 
 
 def stale(lake: Lake) -> list[date]:
@@ -34,15 +29,6 @@ def stale(lake: Lake) -> list[date]:
         set(stale_months(lake, FLIGHT_FEATURES, FEATURE_REACH, months))
         | set(stale_months(lake, ROUTE_DAILY_DELAYS, ROUTE_REACH, months))
     )
-
-
-def range_tags(first: date, last: date) -> dict[str, str]:
-    """Run tags of a single-run backfill of the months ``first``..``last``."""
-    return {
-        ASSET_PARTITION_RANGE_START_TAG: key_of_month(first),
-        ASSET_PARTITION_RANGE_END_TAG: key_of_month(last),
-        MONTHS_TAG: f"{first:%Y-%m}..{last:%Y-%m}",
-    }
 
 
 def gold_requests(lake: Lake) -> list[dg.RunRequest]:

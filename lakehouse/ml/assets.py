@@ -17,8 +17,9 @@ How a model becomes the one that scores flights:
    is marked failed and ``ml/champion``, the predictions and drift steps of that run do not execute, so the alias
    and the predictions stay untouched (``ml/champion`` would not promote a refused challenger anyway: it acts
    only on an admitted verdict in ``ml/model_decisions``).
-4. ``gold/flight_delay_predictions`` (downstream of ``ml/champion``) scores with the version behind
-   ``models:/flight_delay_lgbm@champion``, loaded once as its pyfunc.
+4. ``gold/flight_delay_predictions`` (downstream of ``ml/champion``, partitioned by month like the feature view)
+   scores with the version behind ``models:/flight_delay_lgbm@champion``, loaded once as its pyfunc; which months
+   to (re)score is :mod:`lakehouse.ml.scoring`'s rule (a new champion re-scores the newest month).
 
 Idempotent training: when the content of the training window (:func:`lakehouse.ml.registry.data_fingerprint`),
 the code version and the training settings are those the current champion was trained with, the model step
@@ -40,8 +41,8 @@ from dagster_mlflow import end_mlflow_on_run_finished
 from pydantic import Field
 
 from lakehouse.automation import MODEL_FRESHNESS, follow_upstream
-from lakehouse.metadata import asset_key, metadata_table, table_metadata
-from lakehouse.ml import checks, plots, training
+from lakehouse.metadata import asset_key, metadata_table
+from lakehouse.ml import checks, plots, scoring, training
 from lakehouse.ml.registry import (
     CHAMPION,
     CONFIG_ARTIFACT,
@@ -50,6 +51,7 @@ from lakehouse.ml.registry import (
     SEGMENTS_ARTIFACT,
     ChampionMoved,
     NoChampion,
+    RegisteredModel,
     Unchanged,
     code_version,
     compare_with_champion,
@@ -63,7 +65,8 @@ from lakehouse.ml.registry import (
     log_training_data,
     mlflow_params,
     promote,
-    read_features,
+    read_month,
+    read_training_window,
     register,
     segment_metrics,
     split_metrics,
@@ -73,6 +76,7 @@ from lakehouse.ml.registry import (
     training_settings,
     unchanged_champion,
 )
+from lakehouse.partitions import MONTHS, month_of_key
 from lakehouse.resources import LakehouseStorage, ModelRegistry
 from lakehouse.tables import FLIGHT_FEATURES, MODEL_DECISIONS, PREDICTIONS
 
@@ -102,6 +106,13 @@ class ModelConfig(dg.Config):
         description="Stop after this many rounds without a better validation loss.",
     )
     seed: int = Field(default=42, description="Random seed (bagging, feature fraction).")
+    train_window_months: int = Field(
+        default=0,
+        ge=0,
+        description="Training months read besides the validation and test months (the newest ones): 0 reads every "
+        "month of the feature view, so a training's cost grows with the lake; N > 0 reads the newest N + 2 months "
+        "only (their Delta partitions), so it grows with the window.",
+    )
     max_roc_auc_drop: float = Field(
         default=training.MAX_ROC_AUC_DROP,
         description="Champion/challenger margin: the challenger is promoted when its holdout ROC-AUC is at least "
@@ -143,6 +154,16 @@ MODEL_DESCRIPTION = (
     "of the training run, under `plots/`. The warning `test_roc_auc_floor` is expected to be red on the demo's "
     "small slices (its description says why)."
 )
+
+
+def _cost_text(window: int, months: int) -> str:
+    """How the training's cost grows, for its metadata."""
+    if window == 0:
+        return (
+            f"grows with the lake: every month of the feature view is read ({months} months; set "
+            "train_window_months to bound it)"
+        )
+    return f"grows with the window, not the lake: the newest {months} months are read (train_window_months={window})"
 
 
 def _unchanged_result(
@@ -207,12 +228,13 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
     name = registry.model_name
     reason = context.run.tags.get(RETRAIN_REASON_TAG, "manual")
     versions = lineage_versions(lake)
-    features, features_version = read_features(lake, version=versions[FLIGHT_FEATURES.path])
+    features_version = versions[FLIGHT_FEATURES.path]
+    features, months_read = read_training_window(lake, features_version, config.train_window_months)
     client = registry.client()
 
     code = code_version()
     settings = training_settings(config.params(), config.seed, config.num_boost_round, config.early_stopping_rounds)
-    data_digest = data_fingerprint(features)  # the training window is every month of the view (time_split)
+    data_digest = data_fingerprint(features)  # the months read (the whole view, or the window)
     fingerprint = training_fingerprint(data_digest, code, settings)
     unchanged = None if config.force_retrain else unchanged_champion(client, name, fingerprint)
     if unchanged is not None:
@@ -243,7 +265,13 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
         code,
         {"training_fingerprint": fingerprint, "data_fingerprint": data_digest},
     )
-    mlf.log_params({**mlflow_params(record, model, split), "force_retrain": config.force_retrain})
+    mlf.log_params(
+        {
+            **mlflow_params(record, model, split),
+            "force_retrain": config.force_retrain,
+            "train_window_months": config.train_window_months,
+        }
+    )
     mlf.log_metrics({**metrics, **{f"champion_test_{k}": v for k, v in comparison.champion_metrics.items()}})
     log_training_data(lake, split, features_version)
     mlflow.log_dict(record, CONFIG_ARTIFACT)
@@ -319,6 +347,10 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
             "seed": config.seed,
             "force_retrain": config.force_retrain,
             "gold_flight_features_version": features_version,
+            "train_window_months": config.train_window_months,
+            "months_read": len(months_read),
+            "rows_read": features.height,
+            "training_cost": _cost_text(config.train_window_months, len(months_read)),
             "data_versions": dg.MetadataValue.json(versions),
             "features": ", ".join(training.FEATURES),
             "params": dg.MetadataValue.json(model.params),
@@ -392,19 +424,56 @@ def champion_alias(
     )
 
 
+PREDICTIONS_SCHEMA = pl.Schema(
+    {
+        "flight_id": pl.String(),
+        "flight_date": pl.Date(),
+        "flight_month": pl.Date(),
+        "sched_dep_utc": pl.Datetime("us", "UTC"),
+        "probability": pl.Float64(),
+        "in_training_window": pl.Boolean(),
+        "model_name": pl.String(),
+        "model_version": pl.Int64(),
+        "mlflow_run_id": pl.String(),
+        "scored_at": pl.Datetime("us", "UTC"),
+    }
+)
+
+
+def score_month(features: pl.DataFrame, champion: RegisteredModel, scored_at: datetime) -> pl.DataFrame:
+    """The champion's predictions of one month of the feature view: :data:`PREDICTIONS_SCHEMA`, one row per row
+    of ``features`` (``probability`` = P(is_late) in [0, 1]; ``in_training_window``: the flight is on or before
+    the last day the champion was trained on, so its score is in-sample)."""
+    return (
+        features.select("flight_id", "flight_date", "flight_month", "sched_dep_utc")
+        .with_columns(
+            pl.Series("probability", champion.predict(features), dtype=pl.Float64),
+            (pl.col("flight_date") <= champion.train_end_date).alias("in_training_window"),
+            pl.lit(champion.name).alias("model_name"),
+            pl.lit(champion.version, dtype=pl.Int64).alias("model_version"),
+            pl.lit(champion.run_id).alias("mlflow_run_id"),
+            pl.lit(scored_at).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
+        )
+        .cast(PREDICTIONS_SCHEMA)
+    )
+
+
 @dg.asset(
     key=PREDICTIONS_KEY,
     deps=[CHAMPION_KEY, FEATURES_KEY],
     group_name="ml",
+    partitions_def=MONTHS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"delta", "mlflow"},
     pool="gold_flight_delay_predictions",  # one writer per table (dagster.yaml sets the pools' limit to 1)
-    automation_condition=follow_upstream(FEATURES_KEY),
     description=(
         "Batch predictions of the **champion** (the version behind `models:/<name>@champion`, loaded once as "
-        "its MLflow pyfunc) for every flight after its training window: `flight_id, flight_date, sched_dep_utc, "
-        "probability (Float64, P(is_late)), model_name, model_version (Int64), mlflow_run_id, scored_at`. "
-        "Rewritten on each run, so the table holds the current champion's scores only (earlier scores stay "
-        "readable by Delta time travel). Follows new features and new champions by declarative automation."
+        "its MLflow pyfunc), one monthly partition per month of `gold/flight_features`, every flight of the month: "
+        "`flight_id, flight_date, flight_month, sched_dep_utc, probability (Float64, P(is_late)), "
+        "in_training_window (Boolean: in-sample score), model_name, model_version (Int64), mlflow_run_id, "
+        "scored_at`. A month is replaced whole (Delta replace-where) and keeps the champion of its time: the "
+        "`scoring_sensor` scores new or rewritten months and re-scores the **newest** month when the champion "
+        "changes (lakehouse/ml/scoring.py), so a promotion costs one month. Re-score any month or range from the UI."
     ),
 )
 def flight_delay_predictions(
@@ -414,28 +483,37 @@ def flight_delay_predictions(
     champion = load_champion(registry)
     if champion is None:
         raise dg.Failure(f"no {CHAMPION} version of {registry.model_name} yet: materialize the model")
-    features, features_version = read_features(lake)
-    scoring = features.filter(pl.col("flight_date") > champion.train_end_date)
-    predictions = scoring.select("flight_id", "flight_date", "sched_dep_utc").with_columns(
-        pl.Series("probability", champion.predict(scoring), dtype=pl.Float64),
-        pl.lit(champion.name).alias("model_name"),
-        pl.lit(champion.version, dtype=pl.Int64).alias("model_version"),
-        pl.lit(champion.run_id).alias("mlflow_run_id"),
-        pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
-    )
-    lake.overwrite(PREDICTIONS, predictions)
-    context.log.info(f"scored {predictions.height} flights with {champion.name}@{CHAMPION} (v{champion.version})")
-    return dg.MaterializeResult(
-        metadata=table_metadata(
-            lake,
-            PREDICTIONS,
-            rows_scored=predictions.height,
-            model_version=champion.version,
-            model_uri=f"models:/{champion.name}/{champion.version}",
-            gold_flight_features_version=features_version,
-            mean_probability=float(predictions.select(pl.col("probability").mean()).item() or 0.0),
-            scored_from=str(scoring.get_column("flight_date").min()),
+    features_version = lake.version(FLIGHT_FEATURES)  # pinned: every month of this run reads this version
+    inputs = {scoring.FEATURES_INPUT: features_version, scoring.CHAMPION_INPUT: champion.version}
+    scored_at = datetime.now(UTC)
+    written = []
+    for key in context.partition_keys:
+        month = month_of_key(key)
+        predictions = score_month(read_month(lake, month, features_version), champion, scored_at)
+        lake.replace_partition(PREDICTIONS, predictions, month, inputs)
+        written.append(
+            {
+                "month": key,
+                "flights": predictions.height,
+                "in_training_window": int(predictions.get_column("in_training_window").sum()),
+                "mean_probability": predictions.select(pl.col("probability").mean()).item(),
+            }
         )
+        context.log.info(
+            f"{PREDICTIONS.path} {key}: scored {predictions.height:,} flights with {champion.name}@{CHAMPION} "
+            f"(v{champion.version})"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/uri": dg.MetadataValue.path(lake.location(PREDICTIONS)),
+            "dagster/row_count": sum(int(w["flights"]) for w in written),
+            "delta_version": lake.version(PREDICTIONS),
+            "months": metadata_table(pl.DataFrame(written)),
+            "model_version": champion.version,
+            "model_uri": f"models:/{champion.name}/{champion.version}",
+            "gold_flight_features_version": features_version,
+            "train_end_date": str(champion.train_end_date),
+        }
     )
 
 

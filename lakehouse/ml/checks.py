@@ -52,7 +52,7 @@ ROC_AUC_FLOOR_DESCRIPTION = (
 DRIFT_DESCRIPTION = (
     "Warning only (does not block): fails when a monitored column (a model feature, the label `is_late` or the "
     "prediction; `month` is exempt) has a PSI above the retraining policy's `drift_psi` (0.25 by default: "
-    "'significant shift' after Siddiqi 2006) between the champion's training months and the newest month; the "
+    "'significant shift' after Siddiqi 2006) between the champion's training months and the run's newest month; the "
     "retraining_sensor reacts to the same condition. Expected whenever the newest month lies in another season "
     "than the training months: weather (`temp`, `dewp`, `pressure`) and the rolling late rates are seasonal (on the "
     "full year, evaluated month by month, the highest monitored PSI was 3.2 to 8.4, mostly `temp`; README, 'On the "

@@ -1,11 +1,12 @@
-"""Drift monitoring: how far the newest flights moved from the data the champion model was trained on.
+"""Drift monitoring: how far a month of flights moved from the data the champion model was trained on.
 
 ``ml/feature_drift`` compares, for every feature the champion uses, for the label ``is_late`` and for the
 champion's own predicted probability (``prediction``):
 
 * **reference**: the champion's training rows, i.e. the gold feature view **at the Delta version its training run
   recorded**, restricted to its training months (time travel, so later rewrites of gold do not move it);
-* **current**: the newest calendar month of the current gold feature view.
+* **current**: one calendar month of the current gold feature view: ``ml/feature_drift`` is partitioned by month
+  (like the feature view and the predictions, and run with them: :mod:`lakehouse.ml.scoring` says which months).
 
 Statistics, bins and thresholds are those of :mod:`lakehouse.ml.drift` (PSI with 10 reference-quantile
 bins or one bin per category, stable < 0.10 <= moderate <= 0.25 < significant, after Siddiqi 2006; KS or
@@ -13,26 +14,28 @@ chi-square beside it). Each evaluation appends one row per column to the Delta t
 drift is kept over time; the asset metadata carries the headline numbers and two PNG plots, which are also logged
 to the champion's MLflow run under ``drift/``.
 
-The champion is loaded once per evaluation as its registered MLflow pyfunc (the model the predictions use) and
-scores both samples. An evaluation is skipped when the same champion version was already evaluated on the same
-gold Delta version (a re-run without new data adds no rows); the check then reports that evaluation again.
+The champion is loaded once per run as its registered MLflow pyfunc (the model the predictions use) and scores both
+samples; the reference is read once per run (its training months' partitions at its recorded version), each month
+from its own partition. A month is not evaluated again when the same champion version already evaluated it from
+a feature view version at least the one that last wrote the month (a re-run without new data adds no rows); the
+check then reports that evaluation again.
 
 ``month`` is computed but not *monitored*: as a calendar index its newest value lies outside the training months
 by construction, so its PSI is always large and says nothing about the world changing.
 """
 
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from lakehouse.automation import follow_upstream
 from lakehouse.metadata import asset_key, metadata_table, table_metadata
 from lakehouse.ml import checks, drift, plots, training
 from lakehouse.ml.assets import CHAMPION_KEY, FEATURES_KEY
-from lakehouse.ml.registry import CHAMPION, RegisteredModel, get_alias_version, load_champion, read_features
+from lakehouse.ml.registry import RegisteredModel, load_champion, read_month
+from lakehouse.partitions import MONTHS, month_of_key
 from lakehouse.resources import LakehouseStorage, ModelRegistry, RetrainingPolicy
 from lakehouse.tables import FEATURE_DRIFT, FLIGHT_FEATURES, Lake
 
@@ -59,20 +62,21 @@ EVALUATION_SCHEMA = pl.Schema(
 )
 
 
-def drift_samples(lake: Lake, champion: RegisteredModel) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """Reference and current samples (see module docstring; at most ``drift.MAX_SAMPLE_ROWS`` rows each, drawn
-    with a fixed seed by :func:`lakehouse.ml.drift.sample_rows`), each with a ``prediction`` column (the
-    champion's P(is_late), Float64), and the window description (:data:`EVALUATION_SCHEMA` fields, plus the row
-    counts before sampling, ``reference_window_rows`` and ``current_window_rows``). The gold table is read once
-    when the champion was trained on its current version."""
+def reference_sample(lake: Lake, champion: RegisteredModel) -> tuple[pl.DataFrame, dict]:
+    """The champion's training rows (gold at the Delta version its training run recorded, its training months'
+    ``flight_month`` partitions only), sampled to at most ``drift.MAX_SAMPLE_ROWS`` rows with a fixed seed
+    (:func:`lakehouse.ml.drift.sample_rows`), with a ``prediction`` column (the champion's P(is_late), Float64);
+    and the reference fields of :data:`EVALUATION_SCHEMA` plus ``reference_window_rows`` (rows before sampling).
+    Read once per run, whatever the number of months evaluated."""
     ref_version = int(champion.params["gold_flight_features_version"])
     train_months = champion.params["train_months"].split(",")
-    features, cur_version = read_features(lake)
-    reference = features if ref_version == cur_version else read_features(lake, version=ref_version)[0]
-    reference = reference.filter(_YM.is_in(train_months))
-    newest = features.select(_YM.max()).item()
-    current = features.filter(newest == _YM)
-    del features
+    months = [date.fromisoformat(f"{m}-01") for m in train_months]
+    reference = (
+        lake.scan(FLIGHT_FEATURES, version=ref_version)
+        .filter(pl.col("flight_month").is_in(months))
+        .collect()
+        .sort("sched_dep_utc", "flight_id")
+    )
     window = {
         "model_name": champion.name,
         "champion_version": champion.version,
@@ -80,17 +84,25 @@ def drift_samples(lake: Lake, champion: RegisteredModel) -> tuple[pl.DataFrame, 
         "reference_start": reference.get_column("flight_date").min(),
         "reference_end": reference.get_column("flight_date").max(),
         "reference_features_version": ref_version,
-        "current_month": newest,
+        "reference_window_rows": reference.height,
+    }
+    reference = drift.sample_rows(reference)
+    return reference.with_columns(pl.Series(PREDICTION, champion.predict(reference), dtype=pl.Float64)), window
+
+
+def current_sample(lake: Lake, champion: RegisteredModel, month: date, version: int) -> tuple[pl.DataFrame, dict]:
+    """One month of the gold feature view at ``version`` (its partition only), sampled and scored like
+    :func:`reference_sample`; and the current fields of :data:`EVALUATION_SCHEMA` plus ``current_window_rows``."""
+    current = read_month(lake, month, version)
+    window = {
+        "current_month": f"{month:%Y-%m}",
         "current_start": current.get_column("flight_date").min(),
         "current_end": current.get_column("flight_date").max(),
-        "current_features_version": cur_version,
-        "reference_window_rows": reference.height,
+        "current_features_version": version,
         "current_window_rows": current.height,
     }
-    reference, current = (drift.sample_rows(f) for f in (reference, current))
-    reference = reference.with_columns(pl.Series(PREDICTION, champion.predict(reference), dtype=pl.Float64))
-    current = current.with_columns(pl.Series(PREDICTION, champion.predict(current), dtype=pl.Float64))
-    return reference, current, window
+    current = drift.sample_rows(current)
+    return current.with_columns(pl.Series(PREDICTION, champion.predict(current), dtype=pl.Float64)), window
 
 
 def evaluate_drift(reference: pl.DataFrame, current: pl.DataFrame, features: list[str]) -> pl.DataFrame:
@@ -116,39 +128,70 @@ def read_drift_history(lake: Lake) -> pl.DataFrame:
     return lake.read(FEATURE_DRIFT).sort("evaluated_at", "column")
 
 
-def previous_evaluation(lake: Lake, registry: ModelRegistry) -> pl.DataFrame | None:
-    """The rows of the latest evaluation of the current champion on the current gold version (None when there is
-    none: then the drift asset evaluates)."""
-    mv = get_alias_version(registry.client(), registry.model_name, CHAMPION)
-    if mv is None or not lake.exists(FLIGHT_FEATURES):
-        return None
-    previous = read_drift_history(lake).filter(
-        (pl.col("model_name") == registry.model_name)
-        & (pl.col("champion_version") == int(mv.version))
-        & (pl.col("current_features_version") == lake.version(FLIGHT_FEATURES))
+def previous_evaluation(
+    history: pl.DataFrame, model_name: str, champion_version: int, month: date, written: int
+) -> pl.DataFrame | None:
+    """The rows of the latest evaluation in ``history`` (:func:`read_drift_history`) of ``champion_version`` on
+    ``month`` made from a feature view version at least ``written`` (the version that last wrote the month), None
+    when there is none: then the month is evaluated."""
+    previous = history.filter(
+        (pl.col("model_name") == model_name)
+        & (pl.col("champion_version") == champion_version)
+        & (pl.col("current_month") == f"{month:%Y-%m}")
+        & (pl.col("current_features_version") >= written)
     )
     if previous.is_empty():
         return None
     return previous.filter(pl.col("evaluated_at") == pl.col("evaluated_at").max())
 
 
+def _check(evaluation: pl.DataFrame, threshold: float) -> tuple[dg.AssetCheckResult, dict]:
+    """The ``no_significant_drift`` result of one month's evaluation (its :data:`EVALUATION_SCHEMA` +
+    ``drift.REPORT_SCHEMA`` rows) and its headline figures."""
+    first = evaluation.row(0, named=True)
+    monitored = evaluation.filter(pl.col("monitored")).sort("psi", descending=True)
+    significant = monitored.filter(pl.col("psi") > threshold).get_column("column").to_list()
+    worst_column: str | None = monitored.get_column("column")[0] if monitored.height else None
+    worst_psi = float(monitored.get_column("psi")[0]) if monitored.height else 0.0
+    figures = {
+        "month": first["current_month"],
+        "evaluation_id": first["evaluation_id"],
+        "max_psi": worst_psi,
+        "max_psi_column": worst_column,
+        "significant": len(significant),
+        "moderate": monitored.filter(pl.col("status") == "moderate").height,
+    }
+    result = checks.no_significant_drift(
+        significant,
+        worst_psi,
+        threshold,
+        max_psi_column=worst_column,
+        monitored=monitored.height,
+        reference_months=first["reference_months"],
+        current_month=first["current_month"],
+    )
+    return result, figures
+
+
 @dg.asset(
     key=DRIFT_KEY,
     deps=[FEATURES_KEY, CHAMPION_KEY],
     group_name="ml",
+    partitions_def=MONTHS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"delta", "scipy"},
     pool="ml_feature_drift",  # one writer per table (dagster.yaml sets the pools' limit to 1)
-    automation_condition=follow_upstream(FEATURES_KEY),
     description=(
         "PSI (10 reference-quantile bins / one bin per category, missing values their own bin) and KS / "
         "chi-square per model feature, label and prediction, between the champion's training rows (gold at its "
-        "recorded Delta version) and the newest month; thresholds 0.10 / 0.25 after Siddiqi (2006). One row per "
-        "column per evaluation appended to `ml/feature_drift`; skipped when the same champion was already evaluated "
-        "on the same gold version. Follows new features and new champions. Plots: the metadata entries "
-        "`psi_by_column` and `psi_history` of a materialization (Overview → Metadata, or Events) are PNGs; click "
-        "[Show Markdown] to open one (also MLflow artifacts of the champion's run, under `drift/`). The check "
-        "`no_significant_drift` is a warning that is expected to be red when the newest month is in another season "
-        "than the training months, and on the demo's slices (see the check's description)."
+        "recorded Delta version) and the partition's month; thresholds 0.10 / 0.25 after Siddiqi (2006). One row "
+        "per column per month evaluated, appended to `ml/feature_drift`; a month already evaluated by the same "
+        "champion on the same data is not evaluated again. Partitioned by month and run with the predictions by "
+        "the `scoring_sensor` (new or rewritten months, and the newest month when the champion changes). Plots: "
+        "the metadata entries `psi_by_column` (the run's newest month) and `psi_history` are PNGs; click [Show "
+        "Markdown] to open one (also MLflow artifacts of the champion's run, under `drift/`). The check "
+        "`no_significant_drift` (on the run's newest month) is a warning that is expected to be red when that month "
+        "is in another season than the training months, and on the demo's slices (see the check's description)."
     ),
     check_specs=[checks.drift_check_spec(DRIFT_KEY)],
 )
@@ -159,102 +202,82 @@ def feature_drift(
     retraining_policy: RetrainingPolicy,
 ) -> dg.MaterializeResult:
     lake = storage.lake
-    previous = previous_evaluation(lake, registry)
-    if previous is not None:  # same champion, same gold version: nothing new to evaluate
-        first = previous.row(0, named=True)
-        monitored = previous.filter(pl.col("monitored")).sort("psi", descending=True)
-        significant = monitored.filter(pl.col("psi") > retraining_policy.drift_psi).get_column("column").to_list()
-        max_psi = float(monitored.get_column("psi").max() or 0.0)  # type: ignore[arg-type]
-        status = (
-            f"already evaluated: champion v{first['champion_version']} on gold v{first['current_features_version']} "
-            f"(evaluation {first['evaluation_id']} at {first['evaluated_at']:%Y-%m-%d %H:%M:%S}); nothing appended"
-        )
-        context.log.info(status)
-        return dg.MaterializeResult(
-            metadata={
-                "status": status,
-                "champion_version": first["champion_version"],
-                "evaluation_id": first["evaluation_id"],
-                "max_psi": max_psi,
-                "significant_columns": ", ".join(significant) or "none",
-            },
-            check_results=[
-                checks.no_significant_drift(
-                    significant,
-                    max_psi,
-                    retraining_policy.drift_psi,
-                    max_psi_column=monitored.get_column("column")[0] if monitored.height else None,
-                    monitored=monitored.height,
-                    reference_months=first["reference_months"],
-                    current_month=first["current_month"],
-                )
-            ],
-        )
     champion = load_champion(registry)
-    if champion is None:  # nothing to compare with yet; the sensor trains the first model
+    if champion is None:  # nothing to compare with yet; the retraining sensor trains the first model
         return dg.MaterializeResult(
             metadata={"status": "no champion model yet"},
             check_results=[checks.no_significant_drift([], None, None, status="no champion model yet")],
         )
-    reference, current, window = drift_samples(lake, champion)
-    report = evaluate_drift(reference, current, champion.params["features"].split(","))
+    version = lake.version(FLIGHT_FEATURES)  # pinned: every month of this run reads this version
+    written = {month: v for month, (v, _) in lake.partition_commits(FLIGHT_FEATURES).items()}
+    history = read_drift_history(lake)
+    features = champion.params["features"].split(",")
     evaluated_at = datetime.now(UTC)
-    header = pl.DataFrame(
-        [
-            {
-                "evaluation_id": context.run.run_id,
-                "evaluated_at": evaluated_at,
-                **{k: window[k] for k in EVALUATION_SCHEMA if k in window},
-            }
-        ],
-        schema=EVALUATION_SCHEMA,
-    )
-    rows = header.join(report, how="cross")
-    lake.append(FEATURE_DRIFT, rows)
-
-    monitored = report.filter(pl.col("monitored"))
-    worst = monitored.row(0, named=True)
-    significant = monitored.filter(pl.col("psi") > retraining_policy.drift_psi).get_column("column").to_list()
-    moderate = monitored.filter(pl.col("status") == "moderate").get_column("column").to_list()
-    history = read_drift_history(lake).filter(pl.col("model_name") == champion.name)
-    title = (
-        f"{window['current_month']} vs training {window['reference_months'].split(',')[0]}.."
-        f"{window['reference_months'].split(',')[-1]} (v{champion.version})"
-    )
-    pngs = {
-        "psi_by_column": plots.psi_bars(report, drift.PSI_MODERATE, drift.PSI_SIGNIFICANT, f"PSI: {title}"),
-        "psi_history": plots.psi_history(
-            history,
-            [*monitored.filter(pl.col("kind") == "feature").head(3).get_column("column"), training.LABEL, PREDICTION],
-            drift.PSI_SIGNIFICANT,
-            "PSI over time: top 3 features, label, prediction",
-        ),
+    reference: pl.DataFrame | None = None
+    reference_window: dict = {}
+    new: list[pl.DataFrame] = []
+    months: list[tuple[str, pl.DataFrame, bool]] = []  # (key, evaluation rows, evaluated by this run)
+    for key in context.partition_keys:
+        month = month_of_key(key)
+        if month not in written:
+            context.log.info(f"{key}: no flights in gold/flight_features; nothing to evaluate")
+            continue
+        previous = previous_evaluation(history, champion.name, champion.version, month, written[month])
+        if previous is not None:
+            context.log.info(
+                f"{key}: already evaluated by champion v{champion.version} ({previous['evaluation_id'][0]})"
+            )
+            months.append((key, previous, False))
+            continue
+        if reference is None:
+            reference, reference_window = reference_sample(lake, champion)
+        current, current_window = current_sample(lake, champion, month, version)
+        report = evaluate_drift(reference, current, features)
+        window = {**reference_window, **current_window}
+        header = pl.DataFrame(
+            [
+                {
+                    "evaluation_id": f"{context.run.run_id}/{month:%Y-%m}",
+                    "evaluated_at": evaluated_at,
+                    **{k: window[k] for k in EVALUATION_SCHEMA if k in window},
+                }
+            ],
+            schema=EVALUATION_SCHEMA,
+        )
+        rows = header.join(report, how="cross")
+        new.append(rows)
+        months.append((key, rows, True))
+    if new:
+        lake.append(FEATURE_DRIFT, pl.concat(new))
+    if not months:
+        status = "no month of this run has flights in gold/flight_features"
+        return dg.MaterializeResult(
+            metadata={"status": status},
+            check_results=[checks.no_significant_drift([], None, None, status=status)],
+        )
+    summaries = []
+    for key, rows, fresh in months:
+        _, figures = _check(rows, retraining_policy.drift_psi)
+        summaries.append({"partition": key, "evaluated": "now" if fresh else "before", **figures})
+    newest_key, newest, newest_fresh = months[-1]
+    check, figures = _check(newest, retraining_policy.drift_psi)
+    metadata: dict = {
+        "champion_version": champion.version,
+        "months_evaluated": sum(fresh for _, _, fresh in months),
+        "months_already_evaluated": sum(not fresh for _, _, fresh in months),
+        "months": metadata_table(pl.DataFrame(summaries)),
+        # the figures of the run's newest month (max_psi is charted over time on the asset's Plots tab)
+        **{("newest_month" if k == "month" else k): v for k, v in figures.items() if v is not None},
+        "thresholds": "PSI < 0.10 stable, 0.10-0.25 moderate, > 0.25 significant (Siddiqi 2006)",
     }
-    registry.activate()
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, png in pngs.items():
-            file = Path(tmp) / f"{name}_{window['current_month']}_{evaluated_at:%Y%m%dT%H%M%S}.png"
-            file.write_bytes(png)
-            registry.client().log_artifact(champion.run_id, str(file), "drift")
-    by_column = {r["column"]: r for r in report.iter_rows(named=True)}
-    context.log.info(f"max PSI {worst['psi']:.3f} ({worst['column']}); significant: {significant or 'none'}")
-    return dg.MaterializeResult(
-        metadata={
-            **table_metadata(lake, FEATURE_DRIFT),
-            "champion_version": champion.version,
-            "reference": f"{window['reference_months']} (gold v{window['reference_features_version']}, "
-            f"{window['reference_window_rows']} rows, sample of {reference.height})",
-            "current": f"{window['current_month']} (gold v{window['current_features_version']}, "
-            f"{window['current_window_rows']} rows, sample of {current.height})",
-            "max_psi": float(worst["psi"]),
-            "max_psi_column": worst["column"],
-            "significant_columns": ", ".join(significant) or "none",
-            "moderate_columns": ", ".join(moderate) or "none",
+    if new:
+        metadata |= table_metadata(lake, FEATURE_DRIFT)
+        by_column = {r["column"]: r for r in newest.iter_rows(named=True)}
+        metadata |= {
             "label_psi": float(by_column[training.LABEL]["psi"]),
             "prediction_psi": float(by_column[PREDICTION]["psi"]),
-            "thresholds": "PSI < 0.10 stable, 0.10-0.25 moderate, > 0.25 significant (Siddiqi 2006)",
             "drift": metadata_table(
-                report.select(
+                newest.select(
                     "column",
                     "kind",
                     "monitored",
@@ -270,23 +293,44 @@ def feature_drift(
                 ),
                 limit=40,
             ),
-            "psi_by_column": dg.MetadataValue.md(plots.markdown_image(pngs["psi_by_column"], "PSI by column")),
-            "psi_history": dg.MetadataValue.md(plots.markdown_image(pngs["psi_history"], "PSI over time")),
-        },
-        check_results=[
-            checks.no_significant_drift(
-                significant,
-                float(worst["psi"]),
-                retraining_policy.drift_psi,
-                max_psi_column=worst["column"],
-                monitored=monitored.height,
-                reference_months=window["reference_months"],
-                reference_rows=window["reference_window_rows"],
-                current_month=window["current_month"],
-                current_rows=window["current_window_rows"],
-            )
-        ],
+        }
+        metadata |= _plots(lake, registry, champion, newest, evaluated_at) if newest_fresh else {}
+    context.log.info(
+        f"{newest_key}: max PSI {figures['max_psi']:.3f} ({figures['max_psi_column']}); "
+        f"{figures['significant']} significant column(s)"
     )
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+
+def _plots(
+    lake: Lake, registry: ModelRegistry, champion: RegisteredModel, evaluation: pl.DataFrame, evaluated_at: datetime
+) -> dict:
+    """PSI by column of one month's ``evaluation`` and the champion's PSI history, as metadata entries (PNGs in
+    Markdown) and as artifacts of the champion's MLflow run under ``drift/``."""
+    first = evaluation.row(0, named=True)
+    months = first["reference_months"].split(",")
+    title = f"{first['current_month']} vs training {months[0]}..{months[-1]} (v{champion.version})"
+    monitored = evaluation.filter(pl.col("monitored")).sort("psi", descending=True)
+    history = read_drift_history(lake).filter(pl.col("model_name") == champion.name)
+    pngs = {
+        "psi_by_column": plots.psi_bars(evaluation, drift.PSI_MODERATE, drift.PSI_SIGNIFICANT, f"PSI: {title}"),
+        "psi_history": plots.psi_history(
+            history,
+            [*monitored.filter(pl.col("kind") == "feature").head(3).get_column("column"), training.LABEL, PREDICTION],
+            drift.PSI_SIGNIFICANT,
+            "PSI over time: top 3 features, label, prediction",
+        ),
+    }
+    registry.activate()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, png in pngs.items():
+            file = Path(tmp) / f"{name}_{first['current_month']}_{evaluated_at:%Y%m%dT%H%M%S}.png"
+            file.write_bytes(png)
+            registry.client().log_artifact(champion.run_id, str(file), "drift")
+    return {
+        "psi_by_column": dg.MetadataValue.md(plots.markdown_image(pngs["psi_by_column"], "PSI by column")),
+        "psi_history": dg.MetadataValue.md(plots.markdown_image(pngs["psi_history"], "PSI over time")),
+    }
 
 
 monitoring_assets = [feature_drift]

@@ -3,9 +3,9 @@
 The model asset (``ml/flight_delay_model``) has no automation condition of its own: this sensor decides. Each
 tick (every 60 s, RUNNING by default) it reads the champion's training record from MLflow, the gold feature view,
 the latest drift evaluation (``ml/feature_drift``) and the model's freshness, and requests one run of
-``ml/flight_delay_model`` + ``ml/champion`` + ``gold/flight_delay_predictions`` + ``ml/feature_drift``
-(:data:`RETRAIN_TARGET`: train and gate, promote, re-score, re-evaluate drift) when one of these holds (listed by
-priority; the first that holds is the run's reason):
+``ml/flight_delay_model`` + ``ml/champion`` (:data:`RETRAIN_TARGET`: train and gate, promote) when one of these
+holds (listed by priority; the first that holds is the run's reason). A promotion is then followed by the
+``scoring_sensor`` (below), which re-scores the newest month and re-evaluates its drift with the new champion.
 
 =====================  ====================================================================================
 reason                 rule
@@ -37,26 +37,36 @@ occurrences, so new data that is also drifted launches one run, not two. A reque
 settings are those of the champion trains nothing (the model step records ``unchanged``); for ``freshness`` that
 still refreshes the model asset. The sensor also waits while any run is in progress, so retraining reads settled
 tables and never races the automation's writes.
+
+The ``scoring_sensor`` (every 30 s, RUNNING by default) requests the monthly partitions of
+``gold/flight_delay_predictions`` and ``ml/feature_drift`` that :func:`lakehouse.ml.scoring.scoring_months` names
+(new or rewritten months of the feature view, and the newest month after a change of champion), one single-run
+backfill per contiguous range, with a run key naming the range, the feature view's version and the champion
+version (one state of the lake is requested once). It too waits while a run is in progress.
 """
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import polars as pl
 
 from lakehouse.automation import MODEL_FRESHNESS
+from lakehouse.gold.months import contiguous
 from lakehouse.ml.assets import CHAMPION_KEY, MODEL_KEY, PREDICTIONS_KEY
 from lakehouse.ml.monitoring import DRIFT_KEY, read_drift_history
 from lakehouse.ml.registry import CHAMPION, RETRAIN_REASON_TAG, get_alias_version
+from lakehouse.ml.scoring import scoring_months
+from lakehouse.partitions import MONTHS, month_of_key, range_tags
 from lakehouse.resources import LakehouseStorage, ModelRegistry, RetrainingPolicy
 from lakehouse.tables import FLIGHT_FEATURES, Lake
 
 RETRAIN_REASONS_TAG = "lakehouse/retrain_reasons"
 RETRAIN_DETAIL_TAG = "lakehouse/retrain_detail"
 RETRAIN_KEY_TAG = "lakehouse/retrain_key"
-RETRAIN_TARGET = [MODEL_KEY, CHAMPION_KEY, PREDICTIONS_KEY, DRIFT_KEY]
+RETRAIN_TARGET = [MODEL_KEY, CHAMPION_KEY]
+SCORING_TARGET = [PREDICTIONS_KEY, DRIFT_KEY]
 CURSOR_MEMORY = 50
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -223,7 +233,7 @@ def run_request(trigger: Trigger, holding: list[Trigger]) -> dg.RunRequest:
     target=RETRAIN_TARGET,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
-    description="Requests retraining of ml/flight_delay_model (with ml/champion, predictions and drift) on new "
+    description="Requests retraining of ml/flight_delay_model (with ml/champion) on new "
     "labelled data, drift or a failed freshness policy; the reason is in the run's lakehouse/retrain_reason tag. "
     "See lakehouse/ml/sensors.py.",
 )
@@ -249,3 +259,53 @@ def retraining_sensor(
     return dg.SensorResult(
         run_requests=[run_request(trigger, triggers)], cursor=json.dumps([*seen, trigger.occurrence][-CURSOR_MEMORY:])
     )
+
+
+def champion_version(registry: ModelRegistry) -> int | None:
+    """The registered model version behind the ``champion`` alias (None without one)."""
+    mv = get_alias_version(registry.client(), registry.model_name, CHAMPION)
+    return None if mv is None else int(mv.version)
+
+
+def to_score(lake: Lake, registry: ModelRegistry) -> tuple[list[date], int | None]:
+    """The months of the partitions definition to (re)score now (:func:`lakehouse.ml.scoring.scoring_months`), and
+    the champion version that rule was applied with."""
+    version = champion_version(registry)
+    months = [month_of_key(k) for k in MONTHS.get_partition_keys()]
+    return scoring_months(lake, version, months), version
+
+
+def scoring_requests(lake: Lake, registry: ModelRegistry) -> list[dg.RunRequest]:
+    """One run request of :data:`SCORING_TARGET` per contiguous range of months to score."""
+    months, version = to_score(lake, registry)
+    if not months:
+        return []
+    features = lake.version(FLIGHT_FEATURES)
+    return [
+        dg.RunRequest(
+            run_key=f"score:{first:%Y-%m}..{last:%Y-%m}:features-v{features}:champion-v{version}",
+            asset_selection=SCORING_TARGET,
+            tags=range_tags(first, last),
+        )
+        for first, last in contiguous(months)
+    ]
+
+
+@dg.sensor(
+    name="scoring_sensor",
+    asset_selection=SCORING_TARGET,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Requests the months of predictions and drift to (re)score: new or rewritten months of the feature "
+    "view, and the newest month after a change of champion (lakehouse/ml/scoring.py).",
+)
+def scoring_sensor(
+    context: dg.SensorEvaluationContext, storage: LakehouseStorage, registry: ModelRegistry
+) -> dg.SensorResult | dg.SkipReason:
+    busy = context.instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS), limit=1)
+    if busy:
+        return dg.SkipReason(f"run {busy[0].run_id} is in progress; scoring waits for settled tables")
+    requests = scoring_requests(storage.lake, registry)
+    if not requests:
+        return dg.SkipReason("no month to score (every month of the feature view is scored by the current champion)")
+    return dg.SensorResult(run_requests=requests)

@@ -128,6 +128,21 @@ class TrainedModel:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def window_months(months: list[str], train_window_months: int) -> list[str]:
+    """The months (``YYYY-MM``, sorted) a training reads: the newest ``train_window_months`` training months plus
+    the validation and test months (the two newest), or every month when ``train_window_months`` is 0.
+
+    The cost of a training then grows with the window, not with the lake (issue: a month costs a month).
+
+    Raises:
+        ValueError: a negative window.
+    """
+    if train_window_months < 0:
+        raise ValueError(f"train_window_months must be 0 (every month) or positive, got {train_window_months}")
+    ordered = sorted(months)
+    return ordered if train_window_months == 0 else ordered[-(train_window_months + 2) :]
+
+
 def time_split(features: pl.DataFrame) -> Split:
     """Split the feature view by month (see module docstring).
 
