@@ -77,10 +77,9 @@ def table_metadata(lake: Lake, table: Table, schema: dg.TableSchema | None = Non
     """Standard materialization metadata for a Delta table: version, row count, location and column schema
     (``schema``, or the table's own columns without descriptions)."""
     scan = lake.scan(table)
-    rows = scan.select(pl.len()).collect().item()  # DeltaTable.count() is only approximate
     return {
         "dagster/uri": dg.MetadataValue.path(lake.location(table)),
-        "dagster/row_count": int(rows),
+        "dagster/row_count": lake.row_count(table),
         "dagster/column_schema": schema or column_schema(scan.collect_schema()),
         "delta_version": lake.version(table),
         **extra,

@@ -14,11 +14,9 @@ real slice (3 months x 2 days).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -29,16 +27,10 @@ from lakehouse.definitions import defs
 from lakehouse.progress import QUIET_RUN_CONFIG, RunProgress
 from lakehouse.settings import Settings
 from lakehouse.tables import BY_PATH, Lake
+from lakehouse_tests.cli_slice import CliSlice, lakehouse
 
-LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 PROGRESS = re.compile(r"^\[\s*(\d+)/(\d+)\] (\S+)\s+(\S+)(.*)$")
 NOISE = (" - DEBUG - ", "BetaWarning", "PreviewWarning", " INFO mlflow", "Traceback")
-
-
-def lakehouse(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "DAGSTER_", "MLFLOW_LOGGING"))}
-    env.update(LAKEHOUSE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
-    return subprocess.run([LAKEHOUSE, *args], env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
 def progress_lines(out: str) -> list[tuple[int, int, str, str, str]]:
@@ -71,13 +63,10 @@ def runs_printed(out: str) -> list[tuple[str, int, list[int]]]:
     return sections
 
 
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """A data folder with the slice landed and run once in the default mode."""
-    data_dir = tmp_path_factory.mktemp("cli") / "data"
-    landed = lakehouse(data_dir, "land", "--months", "1-3", "--max-day", "2")
-    assert landed.returncode == 0, landed.stderr
-    return data_dir, lakehouse(data_dir, "run", "--months", "1-3")
+@pytest.fixture
+def first_run(cli_slice: CliSlice) -> tuple[Path, subprocess.CompletedProcess]:
+    """A data folder with the slice landed and run once in the default mode (shared: lakehouse_tests/cli_slice.py)."""
+    return cli_slice.data_dir, cli_slice.run
 
 
 def test_default_run_prints_one_line_per_asset_and_no_library_noise(first_run):
@@ -115,25 +104,21 @@ def test_verbose_prints_dagster_event_log_and_warnings_as_well(first_run):
     assert sorted(asset for *_, asset, _ in progress_lines(run.stdout)) == sorted(job_assets("ingest", "ml"))
 
 
-def test_a_failing_step_is_named_with_its_error_and_where_the_full_log_is(first_run):
-    data_dir, _ = first_run
-    artifacts = Path(Settings.from_env(data_dir).mlflow_artifact_location)
-    aside = artifacts.with_name("artifacts.aside")
-    artifacts.rename(aside)  # the champion's files are gone: the model step cannot load it
-    try:
-        run = lakehouse(data_dir, "run", "--months", "1-3")
-    finally:
-        shutil.rmtree(artifacts, ignore_errors=True)
-        aside.rename(artifacts)
+def test_a_failing_step_is_named_with_its_error_and_where_the_full_log_is(cli_slice: CliSlice, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(cli_slice.data_dir, data_dir, symlinks=True)  # a copy: the shared folder stays as it is
+    assert lakehouse(data_dir, "land", "--months", "4", "--max-day", "2").returncode == 0  # a challenger to train
+    shutil.rmtree(Settings.from_env(data_dir).mlflow_artifact_location)  # the champion's files are gone
+    run = lakehouse(data_dir, "run", "--months", "1-4")  # the model step cannot load the champion to compare
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
     lines = {asset: (status, rest) for _, _, status, asset, rest in progress_lines(run.stdout)}
-    # still every asset of the runs once (no gold run: nothing is stale): the failed one and those that did not run
-    assert set(lines) == job_assets("ingest", "ml")
+    # still every asset of the runs once: the failed one and those that did not run; no scoring run after it
+    assert set(lines) == job_assets("ingest", "gold_months", "ml")
     failed = [asset for asset, (status, _) in lines.items() if status == "FAILED"]
     assert failed and all(a.startswith("ml/") for a in failed), run.stdout
     assert all("MlflowException: No such artifact" in lines[a][1] for a in failed)  # the error, in one line
     assert {status for status, _ in lines.values()} <= {"ok", "FAILED", "--"}
-    run_id = re.search(r"Runs [0-9a-f-]{36}, ([0-9a-f-]{36}) FAILED in", run.stdout)  # the ml run failed
+    run_id = re.search(r"Runs [0-9a-f-]{36}, [0-9a-f-]{36}, ([0-9a-f-]{36}) FAILED in", run.stdout)  # the ml run
     assert run_id is not None, run.stdout
     assert f"http://127.0.0.1:3000/runs/{run_id[1]}" in run.stdout and "lakehouse ui" in run.stdout
     console = run.stdout + run.stderr

@@ -25,12 +25,12 @@ from mlflow.tracking import MlflowClient
 
 from lakehouse.settings import Settings
 from lakehouse.tables import BY_PATH, Lake
+from lakehouse_tests.cli_slice import SLICE, CliSlice
 
 pytestmark = pytest.mark.slow
 
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 RUN_TIMEOUT_S = 300.0  # a failure bound, not an expected duration (a run of this slice takes ~20-30 s)
-SLICE = ["--months", "1-3", "--max-day", "2"]
 
 
 def environment(data_dir: Path) -> dict[str, str]:
@@ -95,12 +95,10 @@ def assert_same_state(actual: dict[str, pl.DataFrame], expected: dict[str, pl.Da
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, pl.DataFrame]:
-    data_dir = tmp_path_factory.mktemp("reference") / "data"
-    land_slice(data_dir)
-    code, out = finish(start(data_dir, "run", "--months", "1-3"))
-    assert code == 0, out
-    return data_state(data_dir)
+def reference(cli_slice: CliSlice) -> dict[str, pl.DataFrame]:
+    """The tables of an uninterrupted ``lakehouse run`` of the slice (built once for several modules)."""
+    assert cli_slice.run.returncode == 0, cli_slice.run.stdout[-3000:] + cli_slice.run.stderr[-3000:]
+    return data_state(cli_slice.data_dir)
 
 
 def appeared(table_path: str, pattern: str) -> Callable[[Path], bool]:

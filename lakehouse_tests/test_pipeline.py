@@ -15,6 +15,8 @@ from lakehouse.definitions import ALL_ASSETS, build_definitions
 from lakehouse.landing import land
 from lakehouse.resources import ModelRegistry
 from lakehouse.settings import Settings
+from lakehouse.silver.checks import row_accounting
+from lakehouse.sources import SOURCES
 from lakehouse.tables import ALL_TABLES, Lake
 from lakehouse_tests.helpers import landing_folder, location, materialize_all, read_table, rejected_folder
 
@@ -143,10 +145,15 @@ def test_rerun_is_idempotent_and_new_files_are_picked_up(small_lake, tmp_path):
     silver = rows(settings, "silver", "flights")
     assert silver.height == before["flights"]
     assert silver.filter(pl.col("arr_delay") == 777).height == 1
-    # The old version's rows are all superseded by the correction, and the books still balance.
+    # The run's check proves the batch it consumed (the corrected file) ...
     accounting = check_metadata(third, "silver/flights", "row_accounting")
-    assert accounting["passed"] and accounting["rows_unaccounted"] == 0
-    assert accounting["rows_superseded"] == jan.height
+    assert accounting["passed"] and accounting["rows_unaccounted"] == 0 and accounting["files_checked"] == 1
+    assert accounting["rows_read"] == accounting["rows_in_silver"] == jan.height
+    # ... and the whole lake still balances: the old version's rows are all superseded by the correction.
+    whole = row_accounting(Lake(settings.lake_dir), SOURCES["flights"])
+    assert whole.passed and whole.metadata["rows_unaccounted"].value == 0
+    assert whole.metadata["rows_superseded"].value == jan.height
+    assert whole.metadata["files_checked"].value == accounting["files_checked"] + 3  # the three landed months
 
 
 def test_bad_rows_are_quarantined_and_bad_files_rejected(tmp_path):

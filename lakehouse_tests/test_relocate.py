@@ -29,6 +29,7 @@ from lakehouse.relocation import LOCATIONS, Move, RelocationProblem, find_move, 
 from lakehouse.resources import ensure_experiment
 from lakehouse.settings import Settings
 from lakehouse.tables import BY_PATH, MODEL_DECISIONS, Lake
+from lakehouse_tests.cli_slice import CliSlice
 
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 MODEL = "flight_delay_lgbm"
@@ -52,16 +53,22 @@ def stored_locations(db: Path) -> list[str]:
         ]
 
 
-def test_a_moved_data_folder_runs_through_the_cli_with_its_champion(tmp_path):
-    original = tmp_path / "first" / "data"
-    lakehouse(original, "land", "--months", "1-3", "--max-day", "2")
-    lakehouse(original, "run", "--months", "1-3")
+def test_a_moved_data_folder_runs_through_the_cli_with_its_champion(tmp_path, cli_slice: CliSlice):
+    original = cli_slice.data_dir  # landed and run once by the CLI (shared, so it is put back at the end)
+    assert cli_slice.run.returncode == 0, cli_slice.run.stdout[-3000:] + cli_slice.run.stderr[-3000:]
 
     data = tmp_path / "elsewhere" / "deeper" / "data-copy"
     shutil.copytree(original, data, symlinks=True)
     gone = original.with_name("data.gone")
     original.rename(gone)  # a stale path now points at nothing
+    try:
+        moved_copy_runs(original, data)
+    finally:
+        gone.rename(original)
 
+
+def moved_copy_runs(original: Path, data: Path) -> None:
+    """What a person sees running a copy of ``original`` (renamed away) from ``data``."""
     summary = lakehouse(data, "summary")
     assert f"The data folder moved from {original}" in summary.stdout
     assert f"Champion model: {MODEL} v1" in summary.stdout

@@ -80,8 +80,14 @@ def _reconcile(lake: Lake, spec: SourceSpec, now: datetime) -> pl.DataFrame:
     log = lake.read(INGEST_LOG[spec.name], list(LOG_SCHEMA)).cast(LOG_SCHEMA)
     if not lake.exists(BRONZE[spec.name]):
         return log
+    # The log is appended after the bronze commit, one commit per batch, so only batches after the newest logged
+    # one can be missing from it: read those (the files of older batches are skipped by their _batch_seq
+    # statistics in the Delta log, so a run does not read the lake's bronze).
+    logged = log.get_column("batch_seq").max()
+    newest_logged = -1 if logged is None else int(logged)  # type: ignore[arg-type]
     in_bronze = (
         lake.scan(BRONZE[spec.name])
+        .filter(pl.col("_batch_seq") > newest_logged)
         .group_by(pl.col("_source_file").alias("file_name"), pl.col("_content_hash").alias("content_hash"))
         .agg(
             pl.len().cast(pl.Int64).alias("rows"),

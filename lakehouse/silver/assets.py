@@ -64,6 +64,7 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         del new  # only the conformed batch is needed from here on (peak memory)
         lake.merge(quarantine, batch.quarantine)
         merge = lake.merge(table, batch.valid, progress=last_seq, changed=changed_span(batch.valid, spec))
+        where = checks.touched_partitions(batch.valid, spec)  # the checks read these partitions, not the lake
         if batch.quarantine.height:
             context.log.warning(f"{batch.quarantine.height} {spec.name} rows quarantined")
         return dg.MaterializeResult(
@@ -84,8 +85,8 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
             ),
             check_results=[
                 checks.quarantine_share(batch, rows_read, config.max_quarantine_share),
-                checks.surrogate_key_unique(lake.scan(table), spec.surrogate_key),
-                checks.row_accounting(lake, spec),
+                checks.surrogate_key_unique(lake.scan(table), spec.surrogate_key, where),
+                checks.row_accounting(lake, spec, since=consumed, where=where),
             ],
         )
 

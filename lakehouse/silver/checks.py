@@ -2,9 +2,15 @@
 
 * ``quarantine_share``: the share of the batch's rows that went to quarantine is within
   :attr:`SilverConfig.max_quarantine_share`; evaluated by the silver asset from its batch.
-* ``surrogate_key_unique``: the surrogate (hence natural) key is unique across the table; evaluated by the asset.
-* ``row_accounting``: per ingested file version, rows read = rows in bronze = rows in silver + quarantined +
-  superseded (:mod:`lakehouse.silver.accounting`).
+* ``surrogate_key_unique``: the surrogate (hence natural) key is unique in the partitions the batch wrote (the
+  key holds the partition columns, so a duplicate can only sit in a partition a MERGE touched); evaluated by the
+  asset.
+* ``row_accounting``: per ingested file version of the batches this materialization consumed, rows read = rows in
+  bronze = rows in silver + quarantined + superseded (:mod:`lakehouse.silver.accounting`).
+
+Both table-wide checks read the batch's files and the silver partitions the batch wrote, not the lake: a run
+costs what its batch costs (issue #9). A file proved once stays proved: later batches only move its rows from
+"in silver" to "superseded" (a correction), which keeps its balance.
 
 All three are evaluated by the silver asset itself, after its MERGE, so they run and block on every silver
 materialization, whoever starts it: a separate ``@asset_check`` is left out of runs the automation sensor launches
@@ -66,23 +72,50 @@ def quarantine_share(batch: SilverBatch, rows_read: int, limit: float) -> dg.Ass
     )
 
 
-def surrogate_key_unique(scan: pl.LazyFrame, surrogate_key: str) -> dg.AssetCheckResult:
-    dupes = scan.group_by(surrogate_key).len().filter(pl.col("len") > 1).select(pl.len()).collect().item()
-    return dg.AssetCheckResult(check_name=SURROGATE_KEY_UNIQUE, passed=dupes == 0, metadata={"duplicate_keys": dupes})
+def touched_partitions(valid: pl.DataFrame, spec: SourceSpec) -> pl.Expr | None:
+    """A predicate selecting the silver Delta partitions the rows ``valid`` (a conformed batch) were written to;
+    None for an unpartitioned table (then the whole table is the partition). A batch with no valid row selects
+    nothing."""
+    if not spec.partition_by:
+        return None
+    assert set(spec.partition_by) <= set(spec.natural_key), f"{spec.name}: partition columns outside the key"
+    values = valid.select(spec.partition_by).unique().rows()
+    terms = [pl.all_horizontal([pl.col(c) == v for c, v in zip(spec.partition_by, row, strict=True)]) for row in values]
+    return pl.any_horizontal(terms) if terms else pl.lit(False)
 
 
-def row_accounting(lake: Lake, spec: SourceSpec) -> dg.AssetCheckResult:
-    """Every row ingested up to the batch silver consumed is in silver, quarantined or superseded, per file."""
+def surrogate_key_unique(scan: pl.LazyFrame, surrogate_key: str, where: pl.Expr | None = None) -> dg.AssetCheckResult:
+    """Duplicate surrogate keys among the rows ``where`` selects (the partitions a batch wrote; all rows when
+    None)."""
+    rows = scan if where is None else scan.filter(where)
+    dupes = rows.group_by(surrogate_key).len().filter(pl.col("len") > 1).select(pl.len()).collect().item()
+    return dg.AssetCheckResult(
+        check_name=SURROGATE_KEY_UNIQUE,
+        passed=dupes == 0,
+        metadata={"duplicate_keys": dupes, "scope": "whole table" if where is None else "partitions of the batch"},
+    )
+
+
+def row_accounting(lake: Lake, spec: SourceSpec, since: int = -1, where: pl.Expr | None = None) -> dg.AssetCheckResult:
+    """Every row of the batches after ``since`` up to the one silver consumed is in silver, quarantined or
+    superseded, per file (``since=-1``: every batch, the whole lake).
+
+    Args:
+        since: the last batch sequence number consumed before this materialization.
+        where: the silver partitions those batches wrote (:func:`touched_partitions`); None reads all of silver.
+    """
     silver = SILVER[spec.name]
     consumed = lake.consumed_version(silver)
     keys = list(spec.natural_key)
+    in_batches = pl.col("_batch_seq").is_between(since + 1, consumed)
+    log = lake.read(INGEST_LOG[spec.name]).filter(pl.col("batch_seq").is_between(since + 1, consumed))
+    hashes = log.filter(pl.col("status") == "ingested").get_column("content_hash").unique()
+    silver_rows = lake.scan(silver) if where is None else lake.scan(silver).filter(where)
     report = account_rows(
-        log=lake.read(INGEST_LOG[spec.name]).filter(pl.col("batch_seq") <= consumed),
-        bronze=lake.scan(BRONZE[spec.name])
-        .filter(pl.col("_batch_seq") <= consumed)
-        .select(*keys, "_source_file", *ROW),
-        silver=lake.scan(silver).select(*keys, *ROW),
-        quarantine=lake.scan(QUARANTINE[spec.name]).select(ROW),
+        log=log,
+        bronze=lake.scan(BRONZE[spec.name]).filter(in_batches).select(*keys, "_source_file", *ROW),
+        silver=silver_rows.select(*keys, *ROW),
+        quarantine=lake.scan(QUARANTINE[spec.name]).filter(pl.col("_content_hash").is_in(hashes)).select(ROW),
         spec=spec,
     )
     bad = report.filter(~pl.col("ok"))
@@ -91,6 +124,7 @@ def row_accounting(lake: Lake, spec: SourceSpec) -> dg.AssetCheckResult:
         passed=bad.is_empty(),
         metadata={
             "files_checked": report.height,
+            "batches_checked": f"{since + 1}..{consumed}" if consumed > since else "none (no new batch)",
             "files_unbalanced": bad.height,
             **{
                 c: int(report.get_column(c).sum() or 0)
