@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import click
 
-from lakehouse import landing
+from lakehouse import landing, locations
 from lakehouse.settings import REPO_ROOT, Settings, default_data_dir
 from lakehouse.tables import ALL_TABLES, Lake, Landing
 
@@ -69,16 +69,29 @@ def quiet() -> contextlib.AbstractContextManager[None]:
     return quiet_libraries()
 
 
+def settings_from_env() -> Settings:
+    """:meth:`Settings.from_env`, a location setting it refuses reported as a :class:`UsageProblem` (one line).
+
+    Raises:
+        UsageProblem: ``LAKEHOUSE_LANDING_DIR`` or ``LAKEHOUSE_LAKE_DIR`` is not a supported location.
+    """
+    try:
+        return Settings.from_env()
+    except locations.LocationError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
 def checked_data_dir(create: bool) -> Path:
     """The data folder (``LAKEHOUSE_DATA_DIR`` or ``<repo>/data``), refused in one line when unusable.
 
     Raises:
-        UsageProblem: it is a file, or cannot be created or written (``create``), or does not exist (not ``create``).
+        UsageProblem: it is a file, or cannot be created or written (``create``), or does not exist (not ``create``);
+            or a location setting is refused (:func:`settings_from_env`).
     """
     data = Path(default_data_dir())
     if data.exists() and not data.is_dir():
         raise UsageProblem(f"LAKEHOUSE_DATA_DIR={data} is a file, not a folder; point it at a folder")
-    lake = Settings.from_env().lake_dir
+    lake = settings_from_env().lake_dir
     if quote(lake, safe=URL_PATH_SAFE) != lake:
         # polars 2.1 reads a Delta table through the percent-encoded file URIs delta-rs gives, and looks for the
         # encoded names on disk (docs/stack-notes.md, "Delta paths that need percent-encoding")
@@ -425,7 +438,14 @@ def land_command(months: str, sources: str, max_day: int | None, landing_dir: st
         raise UsageProblem(f"--sources {sources}: {exc}") from None
     if landing_dir is None:
         checked_data_dir(create=True)
-    for path in landing.land(landing_dir or Settings.from_env().landing_dir, month_list, names, max_day):
+        zone = Settings.from_env().landing_dir
+    else:
+        try:
+            parsed = locations.parse(landing_dir, "--landing-dir")
+        except locations.LocationError as exc:
+            raise UsageProblem(str(exc)) from None
+        zone = parsed if locations.is_object_store(parsed) else landing_dir  # a local path printed as given
+    for path in landing.land(zone, month_list, names, max_day):
         click.echo(f"landed {path}")
 
 
