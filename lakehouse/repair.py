@@ -31,8 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from deltalake import DeltaTable
-
+from lakehouse import storage
 from lakehouse.tables import (
     ALL_TABLES,
     BRONZE,
@@ -112,8 +111,8 @@ def restore_intact(lake: Lake, table: Table) -> str:
     latest = lake.version(table)
     for version in range(latest - 1, -1, -1):
         if not lake.damage(table, version):
-            rows_then = DeltaTable(location, version=version).count()
-            DeltaTable(location).restore(version)
+            rows_then = storage.open_table(location, version).count()
+            storage.open_table(location).restore(version)
             return f"{table.path}: restored to version {version} ({rows_then} rows; later rows lost)"
     return f"{table.path}: no intact version; moved aside"
 

@@ -6,8 +6,9 @@ a table into a location under the lake root and reads or writes it with the keys
 :class:`Landing` does the same for the landing zone's folders (a source's folder, its rejected folder). Nothing
 else in the code base builds a table location.
 
-Locations are strings: a local path today; the same joins give ``s3://bucket/prefix/<layer>/<name>`` for an
-object-store root, so the catalogue's interface does not change when the lake moves.
+Locations are strings (:mod:`lakehouse.locations`): an absolute local path, or ``s3://bucket/prefix/<layer>/<name>``
+under an object-store root; the same joins give both, and every Delta call goes through :mod:`lakehouse.storage`,
+which passes the location's storage options.
 
 | table | layer | written by | key |
 |---|---|---|---|
@@ -43,10 +44,10 @@ from datetime import date
 from urllib.parse import unquote
 
 import polars as pl
-from deltalake import DeltaTable
 
 from lakehouse import storage
 from lakehouse.contracts import CONTRACTS, check_constraints
+from lakehouse.locations import storage_options
 from lakehouse.sources import SOURCES
 
 INPUTS_KEY = "lakehouse.inputs"  # commit metadata: the input tables' Delta versions a derived table was built from
@@ -111,7 +112,7 @@ def join(root: str, *parts: str) -> str:
 
 
 class Lake:
-    """The Delta tables under one root (a local folder; the locations are strings so a URI root fits too)."""
+    """The Delta tables under one root: a local folder or ``s3://bucket[/prefix]`` (:mod:`lakehouse.locations`)."""
 
     def __init__(self, root: str):
         self.root = root
@@ -124,12 +125,12 @@ class Lake:
 
     def version(self, table: Table) -> int:
         """Current Delta version of ``table`` (raises ``TableNotFoundError`` when it does not exist)."""
-        return DeltaTable(self.location(table)).version()
+        return storage.open_table(self.location(table)).version()
 
     def _last_data_commit(self, table: Table) -> dict:
         """The newest commit of ``table`` that may have changed rows (not in :data:`NO_DATA_CHANGE`), ``{}`` when
         none is left in the log."""
-        dt, limit = DeltaTable(self.location(table)), 8
+        dt, limit = storage.open_table(self.location(table)), 8
         while True:
             history = dt.history(limit)
             for commit in history:
@@ -146,17 +147,22 @@ class Lake:
         return int(commit["version"]) if commit else self.version(table)
 
     def scan(self, table: Table, version: int | None = None) -> pl.LazyFrame:
-        return pl.scan_delta(self.location(table), version=version)
+        return storage.scan(self.location(table), version)
 
     def read(self, table: Table, columns: Sequence[str] | None = None, version: int | None = None) -> pl.DataFrame:
         """Whole table as a DataFrame (an empty frame with ``columns`` when the table does not exist yet)."""
         if not self.exists(table):
             return pl.DataFrame({c: [] for c in columns or []})
-        return pl.read_delta(self.location(table), columns=list(columns) if columns else None, version=version)
+        return pl.read_delta(
+            self.location(table),
+            columns=list(columns) if columns else None,
+            version=version,
+            storage_options=storage_options(self.location(table)),
+        )
 
     def partitions(self, table: Table) -> list[dict[str, str]]:
         """The partition values present in ``table`` (Delta ``partitions()``: one dict per partition)."""
-        return list(DeltaTable(self.location(table)).partitions()) if self.exists(table) else []
+        return list(storage.open_table(self.location(table)).partitions()) if self.exists(table) else []
 
     def consumed_version(self, table: Table) -> int:
         """Last input batch its writer committed under ``table.app_id`` (-1 when none)."""
@@ -223,7 +229,7 @@ class Lake:
         maintenance checkpoints keep that small)."""
         if not self.exists(table):
             return {}
-        dt = DeltaTable(self.location(table))
+        dt = storage.open_table(self.location(table))
         present = {date.fromisoformat(str(p[table.partition_by[0]])) for p in dt.partitions()}
         built: dict[date, dict[str, int]] = {}
         for commit in dt.history():  # newest first
@@ -239,7 +245,7 @@ class Lake:
         if not self.exists(table):
             return []
         out: list[tuple[int, dict | None]] = []
-        for commit in DeltaTable(self.location(table)).history():
+        for commit in storage.open_table(self.location(table)).history():
             if commit["version"] <= version:
                 break
             if commit.get("operation") in NO_DATA_CHANGE:
@@ -298,11 +304,11 @@ class Lake:
         location = self.location(table)
         if "://" in self.root or not self.exists(table):
             return []
-        layout = list(DeltaTable(location, version=version).metadata().partition_columns)
+        layout = list(storage.open_table(location, version).metadata().partition_columns)
         if layout != list(table.partition_by):
             expected = list(table.partition_by)
             return [f"{location} is partitioned by {layout or 'nothing'}, this version writes {expected}"]
-        actions = pl.DataFrame(DeltaTable(location, version=version).get_add_actions(flatten=True))
+        actions = pl.DataFrame(storage.open_table(location, version).get_add_actions(flatten=True))
         problems = []
         for path, size in actions.select("path", "size_bytes").iter_rows():
             file = os.path.join(location, unquote(path))
