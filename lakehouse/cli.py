@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fnmatch
 import gc
 import os
 import shutil
@@ -33,7 +34,8 @@ import click
 
 from lakehouse import landing, locations
 from lakehouse.settings import REPO_ROOT, Settings, default_data_dir
-from lakehouse.tables import ALL_TABLES, Lake, Landing
+from lakehouse.sources import SOURCES
+from lakehouse.tables import ALL_TABLES, Lake, Landing, join
 
 EXIT_USAGE = 2
 EXIT_BUSY = 75  # sysexits.h EX_TEMPFAIL
@@ -269,17 +271,19 @@ def summary(settings: Settings) -> str:
             lines.append(f"{table.path:<38}{rows:>10,}{lake.version(table):>9}")
     lines += champion_lines(settings, lake)
     lines += moved_note(settings)
-    rejected = sorted(Path(Landing(settings.landing_dir).rejected_dir("*")).parent.glob("*/*.reason.json"))
-    lines += ["", f"Rejected files: {len(rejected)}" + (f" (see {rejected[0].parent.parent})" if rejected else "")]
+    zone = Landing(settings.landing_dir)
+    rejected = [e for s in SOURCES for e in zone.rejected(s).entries() if e.name.endswith(".reason.json")]
+    where = join(zone.root, Landing.REJECTED)
+    lines += ["", f"Rejected files: {len(rejected)}" + (f" (see {where})" if rejected else "")]
     lines += ["", "Next:", *HINTS, f"  uv run mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}"]
     return "\n".join(lines)
 
 
 def landed_months(settings: Settings) -> set[int]:
-    folder = Path(Landing(settings.landing_dir).source_dir("flights"))
-    if not folder.is_dir():
-        return set()
-    return {int(p.stem.rsplit("_", 1)[1]) for p in folder.glob(f"flights_{landing.YEAR}_*.csv")}
+    """The months of the monthly flights files in the landing zone (a local folder or an S3 prefix)."""
+    names = [e.name for e in Landing(settings.landing_dir).source("flights").entries()]
+    pattern = f"flights_{landing.YEAR}_*.csv"
+    return {int(n.removesuffix(".csv").rsplit("_", 1)[1]) for n in names if fnmatch.fnmatchcase(n, pattern)}
 
 
 def months_option(value: str) -> list[int]:
@@ -316,9 +320,7 @@ def run(months: Sequence[int], verbose: bool = False) -> int:
         landing_zone = Landing(settings.landing_dir)
         missing = [m for m in months if m not in have]
         static_missing = [
-            s
-            for s in ("planes", "airports", "airlines")
-            if not (Path(landing_zone.source_dir(s)) / f"{s}.csv").exists()
+            s for s in ("planes", "airports", "airlines") if not landing_zone.source(s).exists(f"{s}.csv")
         ]
         if missing or static_missing:
             click.echo(

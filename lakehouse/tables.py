@@ -47,6 +47,7 @@ import polars as pl
 
 from lakehouse import storage
 from lakehouse.contracts import CONTRACTS, check_constraints
+from lakehouse.folders import Folder, open_folder
 from lakehouse.locations import storage_options
 from lakehouse.sources import SOURCES
 
@@ -325,7 +326,11 @@ class Lake:
 
 
 class Landing:
-    """The landing zone: ``<root>/<source>/`` where files land, ``<root>/_rejected/<source>/`` for rejected files."""
+    """The landing zone: ``<root>/<source>/`` where files land, ``<root>/_rejected/<source>/`` for rejected files.
+
+    ``root`` is a local folder or an ``s3://bucket/prefix`` (:mod:`lakehouse.locations`); :meth:`source` and
+    :meth:`rejected` give the same :class:`lakehouse.folders.Folder` operations on both.
+    """
 
     REJECTED = "_rejected"
 
@@ -338,6 +343,14 @@ class Landing:
     def rejected_dir(self, source: str) -> str:
         """Where rejected files of ``source`` are copied, each with ``<file>.reason.json`` beside it."""
         return join(self.root, self.REJECTED, source)
+
+    def source(self, source: str) -> Folder:
+        """The folder (or S3 prefix) where ``source``'s files land."""
+        return open_folder(self.source_dir(source))
+
+    def rejected(self, source: str) -> Folder:
+        """The folder (or S3 prefix) that keeps ``source``'s rejected files and their reasons."""
+        return open_folder(self.rejected_dir(source))
 
 
 BRONZE: dict[str, Table] = {
