@@ -470,7 +470,7 @@ def summary_command() -> None:
 def repair_command(forget_models: bool) -> None:
     """Move damaged tables aside so the next run rebuilds them from what is kept (nothing is deleted)."""
     from lakehouse import runs
-    from lakehouse.repair import find_damage, repair
+    from lakehouse.repair import RepairUnsupported, find_damage, repair
 
     data = checked_data_dir(create=False)
     settings = Settings.from_env()
@@ -479,7 +479,10 @@ def repair_command(forget_models: bool) -> None:
         damage = find_damage(lake, settings.mlflow_tracking_uri)
         for d in damage:
             click.echo(d.describe())
-        actions = repair(lake, damage, forget_models=forget_models)
+        try:
+            actions = repair(lake, damage, forget_models=forget_models)
+        except RepairUnsupported as exc:
+            raise click.ClickException(f"nothing repaired: {exc}") from None
         for line in actions:
             click.echo(line)
         if not actions:

@@ -187,6 +187,25 @@ class ObjectFolder(Folder):
         return True
 
 
+def object_sizes(location: str) -> dict[str, int]:
+    """Every object under the ``s3://`` ``location`` (at any depth), as its path relative to ``location`` -> size in
+    bytes (a Delta table's data files, for damage checks).
+
+    Raises:
+        ValueError: ``location`` is not an ``s3://`` location.
+    """
+    import obstore
+
+    bucket_prefix = locations.split(location)[1]
+    prefix = f"{bucket_prefix}/" if bucket_prefix else ""
+    store = locations.object_store(location)
+    return {
+        meta["path"].removeprefix(prefix): int(meta["size"])
+        for batch in obstore.list(store, prefix=prefix or None)
+        for meta in batch
+    }
+
+
 def open_folder(location: str) -> Folder:
     """The :class:`Folder` at ``location`` (an absolute path or ``s3://bucket/prefix``, as
     :func:`lakehouse.locations.parse` returns them)."""

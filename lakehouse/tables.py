@@ -47,8 +47,8 @@ import polars as pl
 
 from lakehouse import storage
 from lakehouse.contracts import CONTRACTS, check_constraints
-from lakehouse.folders import Folder, open_folder
-from lakehouse.locations import storage_options
+from lakehouse.folders import Folder, object_sizes, open_folder
+from lakehouse.locations import is_object_store, storage_options
 from lakehouse.sources import SOURCES
 
 INPUTS_KEY = "lakehouse.inputs"  # commit metadata: the input tables' Delta versions a derived table was built from
@@ -295,15 +295,15 @@ class Lake:
         """What is wrong with the data files of ``table`` (at ``version``, default the latest), one line each:
         a file the Delta log lists that is missing, or whose size differs from the size the log recorded
         (truncated or overwritten), or a table partitioned otherwise than the catalogue says (written by an older
-        version of the code; its writer would refuse it). Empty when intact, when the table does not exist, or
-        for a non-local root (object stores are not checked here).
+        version of the code; its writer would refuse it). Empty when intact or when the table does not exist.
+        On an S3 lake the sizes come from one listing of the table's prefix (:func:`lakehouse.folders.object_sizes`).
 
         A truncated Parquet file makes polars panic while reading (``PanicException: assertion failed:
         range.end as u64 <= self.size``, naming neither table nor file); this check names both, from metadata and
         file sizes only, without reading data.
         """
         location = self.location(table)
-        if "://" in self.root or not self.exists(table):
+        if not self.exists(table):
             return []
         layout = list(storage.open_table(location, version).metadata().partition_columns)
         if layout != list(table.partition_by):
@@ -311,11 +311,12 @@ class Lake:
             return [f"{location} is partitioned by {layout or 'nothing'}, this version writes {expected}"]
         actions = pl.DataFrame(storage.open_table(location, version).get_add_actions(flatten=True))
         problems = []
+        on_s3 = object_sizes(location) if is_object_store(location) else None
         for path, size in actions.select("path", "size_bytes").iter_rows():
-            file = os.path.join(location, unquote(path))
+            file = join(location, unquote(path)) if on_s3 is not None else os.path.join(location, unquote(path))
             try:
-                actual = os.path.getsize(file)
-            except OSError:
+                actual = on_s3[unquote(path)] if on_s3 is not None else os.path.getsize(file)
+            except (OSError, KeyError):
                 problems.append(f"{file} is missing")
                 continue
             if actual != size:

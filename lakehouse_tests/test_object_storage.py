@@ -6,14 +6,19 @@ maintenance. Real flights rows throughout; every table's objects are checked to 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import obstore
 import polars as pl
 import pytest
 
 from lakehouse.maintenance.housekeeping import maintain
+from lakehouse.repair import RepairUnsupported, find_damage, repair
 from lakehouse.silver.conform import conform
 from lakehouse.sources import SOURCES
 from lakehouse.storage import ConstraintViolation
@@ -22,6 +27,7 @@ from lakehouse_tests.helpers import bronze_of
 from lakehouse_tests.object_store import S3Server, list_keys
 
 FLIGHTS = SILVER["flights"]
+LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 
 
 @pytest.fixture
@@ -131,3 +137,60 @@ def test_maintenance_compacts_and_vacuums_on_s3(lake, s3_env, s3_bucket, raw_fli
     keys = list_keys(s3_env, s3_bucket, "lake/bronze/flights/")
     parquet = [k for k in keys if k.endswith(".parquet") and "/_delta_log/" not in k]
     assert len(parquet) == 1  # vacuumed: the three small files are gone from the bucket
+
+
+def test_damage_is_found_on_s3_and_repair_refuses_to_move_tables(lake, s3_env, s3_bucket, raw_flights):
+    bronze = BRONZE["flights"]
+    for d in (1, 2):
+        lake.append(bronze, bronze_of("flights", day_rows(raw_flights, 1, d), f"d{d}.csv", seq=d), progress=d)
+    assert lake.damage(bronze) == []
+    store = s3_env.store(s3_bucket)
+    data = sorted(k for k in list_keys(s3_env, s3_bucket, "lake/bronze/flights/") if k.endswith(".parquet"))
+    truncated, deleted = data
+    obstore.put(store, truncated, bytes(obstore.get(store, truncated).bytes())[:100])
+    obstore.delete(store, deleted)
+    problems = sorted(lake.damage(bronze))
+    assert len(problems) == 2
+    assert problems[0].startswith(f"s3://{s3_bucket}/{truncated} has 100 bytes, the Delta log recorded ")
+    assert problems[0].endswith("(truncated or overwritten)")
+    assert problems[1] == f"s3://{s3_bucket}/{deleted} is missing"
+    damage = find_damage(lake)
+    assert [d.table for d in damage] == [bronze]
+    before = list_keys(s3_env, s3_bucket)
+    with pytest.raises(RepairUnsupported, match="bronze/flights would be moved aside"):
+        repair(lake, damage)
+    assert list_keys(s3_env, s3_bucket) == before  # nothing changed
+
+
+@pytest.mark.slow  # three `lakehouse` processes, ~8 s each
+def test_summary_reads_an_s3_lake_and_repair_refuses_in_one_line(
+    lake, s3_env, s3_bucket, raw_flights, tmp_path_factory
+):
+    bronze = BRONZE["flights"]
+    lake.append(bronze, bronze_of("flights", day_rows(raw_flights, 1, 1)), progress=1)
+    data = tmp_path_factory.mktemp("data")  # Dagster's and MLflow's folder; the lake is on S3
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "DAGSTER_"))}
+    env.update(LAKEHOUSE_DATA_DIR=str(data), LAKEHOUSE_LAKE_DIR=lake.root, LAKEHOUSE_LANDING_DIR=f"{lake.root}-in")
+
+    def lakehouse(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([LAKEHOUSE, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    summary = lakehouse("summary")
+    assert summary.returncode == 0, summary.stderr
+    assert f"Lake: {lake.root}" in summary.stdout
+    rows = day_rows(raw_flights, 1, 1).height
+    assert any(line.split() == ["bronze/flights", f"{rows:,}", "0"] for line in summary.stdout.splitlines())
+    assert "Rejected files: 0" in summary.stdout
+
+    (key,) = [k for k in list_keys(s3_env, s3_bucket, "lake/bronze/flights/") if k.endswith(".parquet")]
+    obstore.delete(s3_env.store(s3_bucket), key)
+    damaged = lakehouse("summary")
+    assert damaged.returncode == 1 and f"bronze/flights                          DAMAGED: s3://{s3_bucket}/{key}" in (
+        damaged.stdout
+    )
+    repaired = lakehouse("repair")
+    assert repaired.returncode == 1
+    assert repaired.stdout.splitlines() == [f"bronze/flights is damaged: s3://{s3_bucket}/{key} is missing"]
+    (line,) = repaired.stderr.splitlines()
+    assert line.startswith("lakehouse: nothing repaired: bronze/flights would be moved aside") and lake.root in line
+    assert not (data / "lake").exists() and not (data / "landing").exists()
