@@ -83,17 +83,29 @@ def settings_from_env() -> Settings:
         raise UsageProblem(str(exc)) from None
 
 
+def check_reachable(location: str, setting: str) -> None:
+    """:func:`lakehouse.locations.check_reachable`, a refusal reported as a :class:`UsageProblem` (one line)."""
+    try:
+        locations.check_reachable(location, setting)
+    except locations.LocationError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
 def checked_data_dir(create: bool) -> Path:
     """The data folder (``LAKEHOUSE_DATA_DIR`` or ``<repo>/data``), refused in one line when unusable.
 
     Raises:
         UsageProblem: it is a file, or cannot be created or written (``create``), or does not exist (not ``create``);
-            or a location setting is refused (:func:`settings_from_env`).
+            or a location setting is refused (:func:`settings_from_env`), or an S3 one cannot be listed
+            (:func:`check_reachable`).
     """
     data = Path(default_data_dir())
     if data.exists() and not data.is_dir():
         raise UsageProblem(f"LAKEHOUSE_DATA_DIR={data} is a file, not a folder; point it at a folder")
-    lake = settings_from_env().lake_dir
+    settings = settings_from_env()
+    lake = settings.lake_dir
+    check_reachable(settings.lake_dir, "LAKEHOUSE_LAKE_DIR")
+    check_reachable(settings.landing_dir, "LAKEHOUSE_LANDING_DIR")
     if quote(lake, safe=URL_PATH_SAFE) != lake:
         # polars 2.1 reads a Delta table through the percent-encoded file URIs delta-rs gives, and looks for the
         # encoded names on disk (docs/stack-notes.md, "Delta paths that need percent-encoding")
@@ -446,6 +458,7 @@ def land_command(months: str, sources: str, max_day: int | None, landing_dir: st
             parsed = locations.parse(landing_dir, "--landing-dir")
         except locations.LocationError as exc:
             raise UsageProblem(str(exc)) from None
+        check_reachable(parsed, "--landing-dir")
         zone = parsed if locations.is_object_store(parsed) else landing_dir  # a local path printed as given
     for path in landing.land(zone, month_list, names, max_day):
         click.echo(f"landed {path}")

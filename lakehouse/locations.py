@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,9 +130,10 @@ def storage_options(location: str) -> dict[str, str] | None:
     return options
 
 
-def object_store(location: str) -> S3Store:
+def object_store(location: str, *, timeout_seconds: float | None = None) -> S3Store:
     """An obstore ``S3Store`` on the bucket of ``location`` (keys are bucket-relative), configured from the same
     options as :func:`storage_options` (``aws_allow_http`` moved to the client options, see the module docstring).
+    ``timeout_seconds`` bounds a request, retries included (default: obstore's, minutes with retries).
 
     Raises:
         ValueError: ``location`` is not an ``s3://`` location.
@@ -141,4 +143,36 @@ def object_store(location: str) -> S3Store:
     bucket, _ = split(location)
     options = storage_options(location) or {}
     allow_http = options.pop("aws_allow_http", "false").strip().lower() in ("1", "true", "yes")
-    return S3Store(bucket, config=options, client_options={"allow_http": allow_http})  # type: ignore[arg-type]
+    client: dict = {"allow_http": allow_http}
+    retry: dict | None = None
+    if timeout_seconds is not None:
+        client |= {"connect_timeout": timedelta(seconds=timeout_seconds), "timeout": timedelta(seconds=timeout_seconds)}
+        retry = {"max_retries": 1, "retry_timeout": timedelta(seconds=timeout_seconds)}
+    return S3Store(bucket, config=options, client_options=client, retry_config=retry)  # type: ignore[arg-type]
+
+
+def check_reachable(location: str, setting: str, timeout_seconds: float = 10.0) -> None:
+    """For an ``s3://`` location, list its prefix once (nothing for a local path), so that a missing bucket, a wrong
+    endpoint or refused credentials are said in one line before anything is written.
+
+    Raises:
+        LocationError: the listing failed; the message names the setting, the endpoint and the server's reason
+            (never a credential).
+    """
+    if not is_object_store(location):
+        return
+    import obstore
+
+    _, key = split(location)
+    store = object_store(location, timeout_seconds=timeout_seconds)
+    try:
+        obstore.list_with_delimiter(store, prefix=f"{key}/" if key else None)
+    except Exception as exc:
+        text = str(exc)
+        code, message = re.search(r"<Code>([^<]+)</Code>", text), re.search(r"<Message>([^<]+)</Message>", text)
+        reason = (f"{code[1]}: {message[1]}" if message else code[1]) if code else text.split("\n")[0].split(" - ")[-1]
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
+        raise LocationError(
+            f"{setting}={location!r} cannot be listed at {endpoint} ({reason.strip()}); check the bucket and the "
+            "AWS_* variables"
+        ) from None

@@ -132,3 +132,22 @@ def test_the_cli_refuses_an_unsupported_location_in_one_line_writing_nothing(tmp
     assert len(lines) == 1, result.stderr
     assert f"{named}=" in lines[0] and "s3://bucket[/prefix]" in lines[0]
     assert list(tmp_path.iterdir()) == []  # no data folder, no folder named "s3:" or "gs:"
+
+
+def test_the_cli_refuses_an_s3_location_it_cannot_list_in_one_line(tmp_path, s3_server):
+    """A missing bucket, or an endpoint where nothing answers: one line naming the setting and the server's reason
+    (never the secret key), exit 2, before anything is written."""
+    from lakehouse_tests.object_store import SECRET_ACCESS_KEY
+    from lakehouse_tests.processes import free_port
+
+    missing = lakehouse(tmp_path, s3_server.env(), "land", "--sources", "airlines", "--landing-dir", "s3://no-such/x")
+    unreachable_env = {**s3_server.env(), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+    unreachable = lakehouse(tmp_path, {**unreachable_env, "LAKEHOUSE_LAKE_DIR": "s3://bucket/lake"}, "summary")
+    for result, named, reason in (
+        (missing, "--landing-dir='s3://no-such/x'", "NoSuchBucket"),
+        (unreachable, "LAKEHOUSE_LAKE_DIR='s3://bucket/lake'", "error sending request"),
+    ):
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert named in line and reason in line and SECRET_ACCESS_KEY not in line
+    assert list(tmp_path.iterdir()) == []
