@@ -11,9 +11,9 @@
   copied with its old mtime preserved (``cp -p``, ``rsync -t``) or renamed is still seen as new. An object's
   change time is its last-modified time; the entry of an S3 source also keeps the objects seen but not stable
   yet, with their ``"<size>:<ETag>"``: ``[ns, [names], {"b.csv": "1234:\"9f...\""}]`` (only while there are
-  some). Known limit: an object that becomes visible after the cursor moved past its last-modified time (an
-  upload slower than a sensor tick, whose last-modified is when it started) is not offered by the sensor; a run
-  of the bronze asset without a file list still ingests it.
+  some). Known limit (not handled): an object that becomes visible only after the cursor moved past its
+  last-modified time (if a server stamps a long or multipart upload with the time it began; not measured here)
+  is not offered by the sensor; a run of the bronze asset without a file list still ingests it.
 * **Batches.** One run per tick takes the new files of every source, at most ``max_files_per_run`` per source:
   a new month (flights + weather) is one run; 500 small files of one source become 5 runs, not 500.
 * **Run keys.** ``landing:<sha1 of the batch's (source, name, change time) lists>``: a restarted daemon that
