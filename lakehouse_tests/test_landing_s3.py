@@ -148,3 +148,30 @@ def test_land_into_s3_writes_the_same_bytes_as_into_a_folder(s3_env, s3_bucket, 
     assert remote == [f"s3://{s3_bucket}/landing/flights/flights_2013_03.csv"]
     local_bytes = Path(local[0]).read_bytes()
     assert Landing(f"s3://{s3_bucket}/landing").source("flights").read("flights_2013_03.csv") == local_bytes
+
+
+def test_a_folder_behaves_the_same_on_disk_and_on_s3(s3_env, s3_bucket, tmp_path_factory):
+    from lakehouse.folders import LocalFolder, ObjectFolder, open_folder
+
+    local_root = str(tmp_path_factory.mktemp("zone"))
+    for root in (local_root, f"s3://{s3_bucket}/zone"):
+        source, copies = open_folder(f"{root}/in"), open_folder(f"{root}/out")
+        assert isinstance(source, ObjectFolder if root.startswith("s3://") else LocalFolder)
+        assert source.entries() == [] and not source.exists("b.csv")
+        assert source.write("b.csv", b"x,y\n1,2\n") == f"{root}/in/b.csv"
+        source.write("a.csv", b"x\n")
+        open_folder(f"{root}/in/deeper").write("c.csv", b"x\n")  # not directly in `in`
+        assert [(e.name, e.size) for e in source.entries()] == [("a.csv", 2), ("b.csv", 8)]
+        assert source.exists("b.csv") and source.read("b.csv") == b"x,y\n1,2\n"
+        assert copies.copy_in(source, "b.csv") == f"{root}/out/b.csv"
+        assert copies.read("b.csv") == b"x,y\n1,2\n" and source.exists("b.csv")  # a copy, not a move
+        with pytest.raises(FileNotFoundError):
+            source.read("missing.csv")
+        version = {e.name: e.version for e in source.entries()}
+        source.write("a.csv", b"xy\n")  # replaced whole
+        after = {e.name: e for e in source.entries()}
+        assert after["a.csv"].size == 3
+        if root.startswith("s3://"):
+            assert after["a.csv"].version != version["a.csv"] and after["b.csv"].version == version["b.csv"]
+        else:
+            assert version == {"a.csv": None, "b.csv": None}
