@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fnmatch
 import gc
 import os
 import shutil
@@ -31,9 +32,10 @@ from urllib.parse import quote
 
 import click
 
-from lakehouse import landing
+from lakehouse import landing, locations
 from lakehouse.settings import REPO_ROOT, Settings, default_data_dir
-from lakehouse.tables import ALL_TABLES, Lake, Landing
+from lakehouse.sources import SOURCES
+from lakehouse.tables import ALL_TABLES, Lake, Landing, join
 
 EXIT_USAGE = 2
 EXIT_BUSY = 75  # sysexits.h EX_TEMPFAIL
@@ -69,16 +71,41 @@ def quiet() -> contextlib.AbstractContextManager[None]:
     return quiet_libraries()
 
 
+def settings_from_env() -> Settings:
+    """:meth:`Settings.from_env`, a location setting it refuses reported as a :class:`UsageProblem` (one line).
+
+    Raises:
+        UsageProblem: ``LAKEHOUSE_LANDING_DIR`` or ``LAKEHOUSE_LAKE_DIR`` is not a supported location.
+    """
+    try:
+        return Settings.from_env()
+    except locations.LocationError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def check_reachable(location: str, setting: str) -> None:
+    """:func:`lakehouse.locations.check_reachable`, a refusal reported as a :class:`UsageProblem` (one line)."""
+    try:
+        locations.check_reachable(location, setting)
+    except locations.LocationError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
 def checked_data_dir(create: bool) -> Path:
     """The data folder (``LAKEHOUSE_DATA_DIR`` or ``<repo>/data``), refused in one line when unusable.
 
     Raises:
-        UsageProblem: it is a file, or cannot be created or written (``create``), or does not exist (not ``create``).
+        UsageProblem: it is a file, or cannot be created or written (``create``), or does not exist (not ``create``);
+            or a location setting is refused (:func:`settings_from_env`), or an S3 one cannot be listed
+            (:func:`check_reachable`).
     """
     data = Path(default_data_dir())
     if data.exists() and not data.is_dir():
         raise UsageProblem(f"LAKEHOUSE_DATA_DIR={data} is a file, not a folder; point it at a folder")
-    lake = Settings.from_env().lake_dir
+    settings = settings_from_env()
+    lake = settings.lake_dir
+    check_reachable(settings.lake_dir, "LAKEHOUSE_LAKE_DIR")
+    check_reachable(settings.landing_dir, "LAKEHOUSE_LANDING_DIR")
     if quote(lake, safe=URL_PATH_SAFE) != lake:
         # polars 2.1 reads a Delta table through the percent-encoded file URIs delta-rs gives, and looks for the
         # encoded names on disk (docs/stack-notes.md, "Delta paths that need percent-encoding")
@@ -256,17 +283,19 @@ def summary(settings: Settings) -> str:
             lines.append(f"{table.path:<38}{rows:>10,}{lake.version(table):>9}")
     lines += champion_lines(settings, lake)
     lines += moved_note(settings)
-    rejected = sorted(Path(Landing(settings.landing_dir).rejected_dir("*")).parent.glob("*/*.reason.json"))
-    lines += ["", f"Rejected files: {len(rejected)}" + (f" (see {rejected[0].parent.parent})" if rejected else "")]
+    zone = Landing(settings.landing_dir)
+    rejected = [e for s in SOURCES for e in zone.rejected(s).entries() if e.name.endswith(".reason.json")]
+    where = join(zone.root, Landing.REJECTED)
+    lines += ["", f"Rejected files: {len(rejected)}" + (f" (see {where})" if rejected else "")]
     lines += ["", "Next:", *HINTS, f"  uv run mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}"]
     return "\n".join(lines)
 
 
 def landed_months(settings: Settings) -> set[int]:
-    folder = Path(Landing(settings.landing_dir).source_dir("flights"))
-    if not folder.is_dir():
-        return set()
-    return {int(p.stem.rsplit("_", 1)[1]) for p in folder.glob(f"flights_{landing.YEAR}_*.csv")}
+    """The months of the monthly flights files in the landing zone (a local folder or an S3 prefix)."""
+    names = [e.name for e in Landing(settings.landing_dir).source("flights").entries()]
+    pattern = f"flights_{landing.YEAR}_*.csv"
+    return {int(n.removesuffix(".csv").rsplit("_", 1)[1]) for n in names if fnmatch.fnmatchcase(n, pattern)}
 
 
 def months_option(value: str) -> list[int]:
@@ -303,9 +332,7 @@ def run(months: Sequence[int], verbose: bool = False) -> int:
         landing_zone = Landing(settings.landing_dir)
         missing = [m for m in months if m not in have]
         static_missing = [
-            s
-            for s in ("planes", "airports", "airlines")
-            if not (Path(landing_zone.source_dir(s)) / f"{s}.csv").exists()
+            s for s in ("planes", "airports", "airlines") if not landing_zone.source(s).exists(f"{s}.csv")
         ]
         if missing or static_missing:
             click.echo(
@@ -425,7 +452,15 @@ def land_command(months: str, sources: str, max_day: int | None, landing_dir: st
         raise UsageProblem(f"--sources {sources}: {exc}") from None
     if landing_dir is None:
         checked_data_dir(create=True)
-    for path in landing.land(landing_dir or Settings.from_env().landing_dir, month_list, names, max_day):
+        zone = Settings.from_env().landing_dir
+    else:
+        try:
+            parsed = locations.parse(landing_dir, "--landing-dir")
+        except locations.LocationError as exc:
+            raise UsageProblem(str(exc)) from None
+        check_reachable(parsed, "--landing-dir")
+        zone = parsed if locations.is_object_store(parsed) else landing_dir  # a local path printed as given
+    for path in landing.land(zone, month_list, names, max_day):
         click.echo(f"landed {path}")
 
 
@@ -448,7 +483,7 @@ def summary_command() -> None:
 def repair_command(forget_models: bool) -> None:
     """Move damaged tables aside so the next run rebuilds them from what is kept (nothing is deleted)."""
     from lakehouse import runs
-    from lakehouse.repair import find_damage, repair
+    from lakehouse.repair import RepairUnsupported, find_damage, repair
 
     data = checked_data_dir(create=False)
     settings = Settings.from_env()
@@ -457,7 +492,10 @@ def repair_command(forget_models: bool) -> None:
         damage = find_damage(lake, settings.mlflow_tracking_uri)
         for d in damage:
             click.echo(d.describe())
-        actions = repair(lake, damage, forget_models=forget_models)
+        try:
+            actions = repair(lake, damage, forget_models=forget_models)
+        except RepairUnsupported as exc:
+            raise click.ClickException(f"nothing repaired: {exc}") from None
         for line in actions:
             click.echo(line)
         if not actions:

@@ -3,7 +3,8 @@
 ``flights`` and ``weather`` land as one CSV per month (``flights/flights_2013_01.csv``); ``planes``,
 ``airports`` and ``airlines`` as one CSV each. Files are copied value for value (every column as text,
 ``NA`` kept as written) and appear atomically: each is written as ``<name>.part`` and renamed, so a
-sensor never sees a half-written file.
+sensor never sees a half-written file (into an S3 landing zone, ``s3://bucket/prefix``, each is one put: S3 shows
+an object only once it is whole).
 
 Run ``lakehouse land --months 1-6`` to simulate data arriving month by month.
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
+from lakehouse.folders import Folder, LocalFolder
 from lakehouse.sources import SOURCES
 from lakehouse.tables import Landing
 
@@ -93,6 +95,14 @@ def write_atomically(frame: pl.DataFrame, target: Path) -> Path:
     return target
 
 
+def write_csv(frame: pl.DataFrame, folder: Folder, name: str) -> str:
+    """Write ``frame`` as the CSV file ``name`` of ``folder`` atomically (a local ``.part`` and a rename, or one S3
+    put); return its location."""
+    if isinstance(folder, LocalFolder):
+        return str(write_atomically(frame, Path(folder.location) / name))
+    return folder.write(name, frame.write_csv().encode())
+
+
 def monthly_file_name(source: str, month: int) -> str:
     return f"{source}_{YEAR}_{month:02d}.csv"
 
@@ -102,29 +112,29 @@ def land(
     months: Iterable[int] = range(1, 13),
     sources: Sequence[str] = tuple(SOURCES),
     max_day: int | None = None,
-) -> list[Path]:
+) -> list[str]:
     """Write the chosen months of the real data into ``landing_dir/<source>/``.
 
     Args:
-        landing_dir: landing zone root.
+        landing_dir: landing zone root: a local folder or ``s3://bucket[/prefix]`` (:mod:`lakehouse.locations`).
         months: months of 2013 to land for the monthly sources (flights, weather).
         sources: which sources to land.
         max_day: keep only days ``<= max_day`` of each month (small real slices for tests).
 
     Returns:
-        The paths written, in order.
+        The locations written (paths or ``s3://`` URIs), in order.
     """
     zone = Landing(str(landing_dir))
-    written: list[Path] = []
+    written: list[str] = []
     for name in sources:
         spec = SOURCES[name]
         raw = read_raw_table(name)
         if not spec.monthly:
-            written.append(write_atomically(raw, Path(zone.source_dir(name)) / f"{name}.csv"))
+            written.append(write_csv(raw, zone.source(name), f"{name}.csv"))
             continue
         for month in months:
             part = raw.filter(pl.col("month") == str(month))
             if max_day is not None:
                 part = part.filter(pl.col("day").cast(pl.Int32) <= max_day)
-            written.append(write_atomically(part, Path(zone.source_dir(name)) / monthly_file_name(name, month)))
+            written.append(write_csv(part, zone.source(name), monthly_file_name(name, month)))
     return written

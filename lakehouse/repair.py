@@ -22,6 +22,11 @@ damaged lake and say what to do; ``lakehouse repair`` applies :func:`repair`, wh
 A missing tracking store with recorded decisions is not repaired silently: restore the database from a backup, or
 ``lakehouse repair --forget-models`` moves the model history (decisions, drift, predictions) aside so that history
 and registry start again together.
+
+**On an S3 lake** damage is found the same way (one listing of each table's prefix gives the sizes), and a history
+table is restored by time travel as on a local lake; moving a table aside is not done there (it would be a copy and
+a delete of every object): :func:`repair` refuses up front, before changing anything, with
+:class:`RepairUnsupported` (``lakehouse repair`` prints its one line and exits 1).
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from deltalake import DeltaTable
-
+from lakehouse import storage
+from lakehouse.locations import is_object_store
 from lakehouse.tables import (
     ALL_TABLES,
     BRONZE,
@@ -95,8 +100,23 @@ def tables_to_move(damaged: Table) -> list[Table]:
     return [damaged]
 
 
+class RepairUnsupported(RuntimeError):
+    """Repairing needs a table moved aside, which is done on a local lake only (one-line message)."""
+
+
 def move_aside(lake: Lake, table: Table, stamp: str) -> str | None:
-    """Move a table's folder to ``<lake>/_damaged/<stamp>/<layer>/<name>``; return the new place (None if absent)."""
+    """Move a table's folder to ``<lake>/_damaged/<stamp>/<layer>/<name>``; return the new place (None if absent).
+
+    Raises:
+        RepairUnsupported: the lake is on object storage, where a move is a copy and a delete of every object of
+            the table, which this version does not do.
+    """
+    if is_object_store(lake.root):
+        raise RepairUnsupported(
+            f"{table.path} would be moved aside, which `lakehouse repair` does on a local lake only; the lake is "
+            f"{lake.root}: restore {lake.location(table)} from the bucket's object versions, or delete its prefix "
+            "so the next run rebuilds it"
+        )
     source = Path(lake.location(table))
     if not source.exists():
         return None
@@ -112,15 +132,25 @@ def restore_intact(lake: Lake, table: Table) -> str:
     latest = lake.version(table)
     for version in range(latest - 1, -1, -1):
         if not lake.damage(table, version):
-            rows_then = DeltaTable(location, version=version).count()
-            DeltaTable(location).restore(version)
+            rows_then = storage.open_table(location, version).count()
+            storage.open_table(location).restore(version)
             return f"{table.path}: restored to version {version} ({rows_then} rows; later rows lost)"
     return f"{table.path}: no intact version; moved aside"
 
 
 def repair(lake: Lake, damage: list[Damage], forget_models: bool = False, now: datetime | None = None) -> list[str]:
-    """Apply the table of the module docstring; return one line per action."""
+    """Apply the table of the module docstring; return one line per action.
+
+    Raises:
+        RepairUnsupported: on an S3 lake, when a table would have to move aside (nothing is changed then).
+    """
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    if is_object_store(lake.root):
+        moving = [d.table for d in damage if d.table is not None and d.table not in HISTORY_TABLES]
+        if forget_models:
+            moving += [t for t in (MODEL_DECISIONS, FEATURE_DRIFT, PREDICTIONS) if lake.exists(t)]
+        if moving:
+            move_aside(lake, moving[0], stamp)  # raises RepairUnsupported, naming the table
     actions: list[str] = []
     moved: set[Table] = set()
     for d in damage:

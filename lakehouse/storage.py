@@ -1,6 +1,6 @@
-"""Delta Lake primitives on a table *location* (a local path today, a URI later): the few write patterns the
-lakehouse uses. Which table lives where, and with which keys, is :mod:`lakehouse.tables`' business; this module
-never builds a location.
+"""Delta Lake primitives on a table *location* (an absolute local path or ``s3://bucket/prefix``,
+:mod:`lakehouse.locations`): the few write patterns the lakehouse uses. Which table lives where, and with which
+keys, is :mod:`lakehouse.tables`' business; this module never builds a location.
 
 Writes go through ``deltalake`` (delta-rs) directly rather than dagster-deltalake-polars, whose IO manager
 has no MERGE, silently overwrites whole tables for string/naive-datetime partition columns and reads only the
@@ -16,6 +16,15 @@ on every append, overwrite and MERGE (inserted and updated rows) and refuses the
 delta-rs's error does not name the constraint ("Invalid data found: N rows failed validation check", then a
 preview of the rows); the writes here re-raise it as :class:`ConstraintViolation`, which does
 (docs/stack-notes.md, "Delta CHECK constraints").
+
+**Object storage.** Every call into delta-rs and polars here passes :func:`lakehouse.locations.storage_options` of
+its location (None for a local path), so the lake works on S3 with the endpoint and credentials of the ``AWS_*``
+variables. :func:`open_table` and :func:`scan` are the doors the rest of the code base uses (never a bare
+``DeltaTable(location)``). Concurrent writers need no lock: delta-rs >= 1.0 writes commit ``N`` of the log as
+``_delta_log/<N>.json`` with a conditional put (``If-None-Match: *``, object_store's ``PutMode::Create``); the
+loser of a race gets 412, reloads the log, checks the winner's commit for conflicts and retries as ``N+1``
+(``commit_with_retries``). The DynamoDB lock (``AWS_S3_LOCKING_PROVIDER``) of delta-rs < 1.0 is gone
+(delta-io/delta-rs discussion 4482; docs/stack-notes.md, "Object storage").
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ from pathlib import Path
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
+
+from lakehouse.locations import storage_options
 
 CONSTRAINT_PREFIX = "delta.constraints."
 REFUSED = "Invalid data found"  # delta-rs 1.6's message when rows fail a CHECK constraint
@@ -49,7 +60,22 @@ class ConstraintViolation(ValueError):
 
 
 def table_exists(path: str) -> bool:
-    return DeltaTable.is_deltatable(path)
+    """True when a Delta table (a ``_delta_log``) exists at the location ``path``."""
+    return DeltaTable.is_deltatable(path, storage_options=storage_options(path))
+
+
+def open_table(path: str, version: int | None = None) -> DeltaTable:
+    """The Delta table at the location ``path`` (at ``version``, default the latest), with its storage options.
+
+    Raises:
+        deltalake.exceptions.TableNotFoundError: no table there.
+    """
+    return DeltaTable(path, version=version, storage_options=storage_options(path))
+
+
+def scan(path: str, version: int | None = None) -> pl.LazyFrame:
+    """``pl.scan_delta`` of the table at ``path`` (at ``version``), with its storage options."""
+    return pl.scan_delta(path, version=version, storage_options=storage_options(path))
 
 
 def _ensure_parent(location: str) -> None:
@@ -62,7 +88,7 @@ def consumed_version(path: str, app_id: str) -> int:
     """Last input batch sequence number committed by ``app_id`` into the table at ``path`` (-1 if none)."""
     if not table_exists(path):
         return -1
-    version = DeltaTable(path).transaction_version(app_id)
+    version = open_table(path).transaction_version(app_id)
     return -1 if version is None else int(version)
 
 
@@ -70,7 +96,7 @@ def constraints(path: str) -> dict[str, str]:
     """The table's CHECK constraints, ``{name: sql}`` as delta-rs stores them (``{}`` without a table)."""
     if not table_exists(path):
         return {}
-    config = DeltaTable(path).metadata().configuration
+    config = open_table(path).metadata().configuration
     return {k.removeprefix(CONSTRAINT_PREFIX): v for k, v in config.items() if k.startswith(CONSTRAINT_PREFIX)}
 
 
@@ -118,9 +144,9 @@ def ensure_constraints(path: str, declared: Mapping[str, str]) -> dict[str, list
     current = constraints(path)
     missing = {k: v for k, v in declared.items() if k not in current}
     extra = [k for k in current if k not in declared]
-    dt = DeltaTable(path)
+    dt = open_table(path)
     if missing:
-        with _refusal(path, pl.scan_delta(path), missing):
+        with _refusal(path, scan(path), missing):
             dt.alter.add_constraint(missing)
     for name in extra:
         dt.alter.drop_constraint(name)
@@ -135,9 +161,15 @@ def create(
     if table_exists(path):
         return False
     _ensure_parent(path)
-    write_deltalake(path, frame.clear(), mode="append", partition_by=list(partition_by) if partition_by else None)
+    write_deltalake(
+        path,
+        frame.clear(),
+        mode="append",
+        partition_by=list(partition_by) if partition_by else None,
+        storage_options=storage_options(path),
+    )
     if checks:
-        DeltaTable(path).alter.add_constraint(dict(checks))
+        open_table(path).alter.add_constraint(dict(checks))
     return True
 
 
@@ -161,6 +193,7 @@ def append(
         write_deltalake(
             path,
             frame,
+            storage_options=storage_options(path),
             mode="append",
             # a column added by a later version of the code (e.g. bronze's _parse_error) is added to an existing table;
             # its older rows read it as null
@@ -180,6 +213,7 @@ def overwrite(
         write_deltalake(
             path,
             frame,
+            storage_options=storage_options(path),
             mode="overwrite",
             schema_mode="overwrite",
             partition_by=list(partition_by) if partition_by else None,
@@ -194,7 +228,7 @@ class LayoutMismatch(RuntimeError):
 def check_layout(path: str, partition_by: Sequence[str]) -> None:
     """Raise :class:`LayoutMismatch` when the table at ``path`` exists partitioned otherwise than ``partition_by``."""
     if table_exists(path):
-        existing = DeltaTable(path).metadata().partition_columns
+        existing = open_table(path).metadata().partition_columns
         if list(existing) != list(partition_by):
             raise LayoutMismatch(
                 f"{path} is partitioned by {existing or 'nothing'}, this version writes it by {list(partition_by)}: "
@@ -224,6 +258,7 @@ def replace_partition(
         write_deltalake(
             path,
             frame,
+            storage_options=storage_options(path),
             mode="overwrite",
             predicate=f"{column} = '{value.isoformat()}'",
             partition_by=list(partition_by),
@@ -235,7 +270,7 @@ def last_commit_metadata(path: str) -> dict:
     """The newest commit's information (operation, metrics and custom metadata), ``{}`` without a table."""
     if not table_exists(path):
         return {}
-    history = DeltaTable(path).history(1)
+    history = open_table(path).history(1)
     return dict(history[0]) if history else {}
 
 
@@ -263,7 +298,7 @@ def upsert(
     """
     if frame.is_empty() and table_exists(path):
         return {"num_target_rows_inserted": 0, "num_target_rows_updated": 0}
-    if not table_exists(path) or not DeltaTable(path).file_uris():  # new, or created empty by create()
+    if not table_exists(path) or not open_table(path).file_uris():  # new, or created empty by create()
         append(path, frame, partition_by=partition_by, app_id=app_id, version=version, metadata=metadata)
         return {"num_target_rows_inserted": frame.height, "num_target_rows_updated": 0}
     clauses = []
@@ -274,7 +309,7 @@ def upsert(
     clauses += [f"t.{k} = s.{k}" for k in key]
     with _refusal(path, frame):
         return (
-            DeltaTable(path)
+            open_table(path)
             .merge(
                 frame,
                 predicate=" AND ".join(clauses),
@@ -292,4 +327,4 @@ def read(path: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
     """Whole table as a DataFrame (empty frame if the table does not exist and ``columns`` is given)."""
     if not table_exists(path):
         return pl.DataFrame({c: [] for c in columns or []})
-    return pl.read_delta(path, columns=list(columns) if columns else None)
+    return pl.read_delta(path, columns=list(columns) if columns else None, storage_options=storage_options(path))

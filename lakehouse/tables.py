@@ -6,8 +6,9 @@ a table into a location under the lake root and reads or writes it with the keys
 :class:`Landing` does the same for the landing zone's folders (a source's folder, its rejected folder). Nothing
 else in the code base builds a table location.
 
-Locations are strings: a local path today; the same joins give ``s3://bucket/prefix/<layer>/<name>`` for an
-object-store root, so the catalogue's interface does not change when the lake moves.
+Locations are strings (:mod:`lakehouse.locations`): an absolute local path, or ``s3://bucket/prefix/<layer>/<name>``
+under an object-store root; the same joins give both, and every Delta call goes through :mod:`lakehouse.storage`,
+which passes the location's storage options.
 
 | table | layer | written by | key |
 |---|---|---|---|
@@ -43,10 +44,11 @@ from datetime import date
 from urllib.parse import unquote
 
 import polars as pl
-from deltalake import DeltaTable
 
 from lakehouse import storage
 from lakehouse.contracts import CONTRACTS, check_constraints
+from lakehouse.folders import Folder, object_sizes, open_folder
+from lakehouse.locations import is_object_store, storage_options
 from lakehouse.sources import SOURCES
 
 INPUTS_KEY = "lakehouse.inputs"  # commit metadata: the input tables' Delta versions a derived table was built from
@@ -111,7 +113,7 @@ def join(root: str, *parts: str) -> str:
 
 
 class Lake:
-    """The Delta tables under one root (a local folder; the locations are strings so a URI root fits too)."""
+    """The Delta tables under one root: a local folder or ``s3://bucket[/prefix]`` (:mod:`lakehouse.locations`)."""
 
     def __init__(self, root: str):
         self.root = root
@@ -124,12 +126,12 @@ class Lake:
 
     def version(self, table: Table) -> int:
         """Current Delta version of ``table`` (raises ``TableNotFoundError`` when it does not exist)."""
-        return DeltaTable(self.location(table)).version()
+        return storage.open_table(self.location(table)).version()
 
     def _last_data_commit(self, table: Table) -> dict:
         """The newest commit of ``table`` that may have changed rows (not in :data:`NO_DATA_CHANGE`), ``{}`` when
         none is left in the log."""
-        dt, limit = DeltaTable(self.location(table)), 8
+        dt, limit = storage.open_table(self.location(table)), 8
         while True:
             history = dt.history(limit)
             for commit in history:
@@ -149,7 +151,7 @@ class Lake:
         """Rows of ``table``'s current version, from the ``numRecords`` statistics its Delta log keeps for every data
         file (no data file is opened: O(files in the log), not O(rows)); counted by a scan when a file has no
         statistics (written by a writer that kept none)."""
-        actions = pl.DataFrame(DeltaTable(self.location(table)).get_add_actions(flatten=True))
+        actions = pl.DataFrame(storage.open_table(self.location(table)).get_add_actions(flatten=True))
         if actions.is_empty():
             return 0
         records = actions.get_column("num_records")
@@ -158,20 +160,25 @@ class Lake:
         return int(records.sum())
 
     def scan(self, table: Table, version: int | None = None) -> pl.LazyFrame:
-        return pl.scan_delta(self.location(table), version=version)
+        return storage.scan(self.location(table), version)
 
     def read(self, table: Table, columns: Sequence[str] | None = None, version: int | None = None) -> pl.DataFrame:
         """Whole table as a DataFrame (an empty frame with ``columns`` when the table does not exist yet)."""
         if not self.exists(table):
             return pl.DataFrame({c: [] for c in columns or []})
-        return pl.read_delta(self.location(table), columns=list(columns) if columns else None, version=version)
+        return pl.read_delta(
+            self.location(table),
+            columns=list(columns) if columns else None,
+            version=version,
+            storage_options=storage_options(self.location(table)),
+        )
 
     def partitions(self, table: Table, version: int | None = None) -> list[dict[str, str]]:
         """The partition values present in ``table`` (at ``version``, default the latest; Delta ``partitions()``,
         read from the log: one dict per partition)."""
         if not self.exists(table):
             return []
-        return list(DeltaTable(self.location(table), version=version).partitions())
+        return list(storage.open_table(self.location(table), version).partitions())
 
     def consumed_version(self, table: Table) -> int:
         """Last input batch its writer committed under ``table.app_id`` (-1 when none)."""
@@ -239,7 +246,7 @@ class Lake:
         (O(commits); maintenance checkpoints keep that small)."""
         if not self.exists(table):
             return {}
-        dt = DeltaTable(self.location(table))
+        dt = storage.open_table(self.location(table))
         present = {date.fromisoformat(str(p[table.partition_by[0]])) for p in dt.partitions()}
         built: dict[date, tuple[int, dict[str, int]]] = {}
         for commit in dt.history():  # newest first
@@ -260,7 +267,7 @@ class Lake:
         if not self.exists(table):
             return []
         out: list[tuple[int, dict | None]] = []
-        for commit in DeltaTable(self.location(table)).history():
+        for commit in storage.open_table(self.location(table)).history():
             if commit["version"] <= version:
                 break
             if commit.get("operation") in NO_DATA_CHANGE:
@@ -309,27 +316,28 @@ class Lake:
         """What is wrong with the data files of ``table`` (at ``version``, default the latest), one line each:
         a file the Delta log lists that is missing, or whose size differs from the size the log recorded
         (truncated or overwritten), or a table partitioned otherwise than the catalogue says (written by an older
-        version of the code; its writer would refuse it). Empty when intact, when the table does not exist, or
-        for a non-local root (object stores are not checked here).
+        version of the code; its writer would refuse it). Empty when intact or when the table does not exist.
+        On an S3 lake the sizes come from one listing of the table's prefix (:func:`lakehouse.folders.object_sizes`).
 
         A truncated Parquet file makes polars panic while reading (``PanicException: assertion failed:
         range.end as u64 <= self.size``, naming neither table nor file); this check names both, from metadata and
         file sizes only, without reading data.
         """
         location = self.location(table)
-        if "://" in self.root or not self.exists(table):
+        if not self.exists(table):
             return []
-        layout = list(DeltaTable(location, version=version).metadata().partition_columns)
+        layout = list(storage.open_table(location, version).metadata().partition_columns)
         if layout != list(table.partition_by):
             expected = list(table.partition_by)
             return [f"{location} is partitioned by {layout or 'nothing'}, this version writes {expected}"]
-        actions = pl.DataFrame(DeltaTable(location, version=version).get_add_actions(flatten=True))
+        actions = pl.DataFrame(storage.open_table(location, version).get_add_actions(flatten=True))
         problems = []
+        on_s3 = object_sizes(location) if is_object_store(location) else None
         for path, size in actions.select("path", "size_bytes").iter_rows():
-            file = os.path.join(location, unquote(path))
+            file = join(location, unquote(path)) if on_s3 is not None else os.path.join(location, unquote(path))
             try:
-                actual = os.path.getsize(file)
-            except OSError:
+                actual = on_s3[unquote(path)] if on_s3 is not None else os.path.getsize(file)
+            except (OSError, KeyError):
                 problems.append(f"{file} is missing")
                 continue
             if actual != size:
@@ -340,7 +348,11 @@ class Lake:
 
 
 class Landing:
-    """The landing zone: ``<root>/<source>/`` where files land, ``<root>/_rejected/<source>/`` for rejected files."""
+    """The landing zone: ``<root>/<source>/`` where files land, ``<root>/_rejected/<source>/`` for rejected files.
+
+    ``root`` is a local folder or an ``s3://bucket/prefix`` (:mod:`lakehouse.locations`); :meth:`source` and
+    :meth:`rejected` give the same :class:`lakehouse.folders.Folder` operations on both.
+    """
 
     REJECTED = "_rejected"
 
@@ -353,6 +365,14 @@ class Landing:
     def rejected_dir(self, source: str) -> str:
         """Where rejected files of ``source`` are copied, each with ``<file>.reason.json`` beside it."""
         return join(self.root, self.REJECTED, source)
+
+    def source(self, source: str) -> Folder:
+        """The folder (or S3 prefix) where ``source``'s files land."""
+        return open_folder(self.source_dir(source))
+
+    def rejected(self, source: str) -> Folder:
+        """The folder (or S3 prefix) that keeps ``source``'s rejected files and their reasons."""
+        return open_folder(self.rejected_dir(source))
 
 
 BRONZE: dict[str, Table] = {

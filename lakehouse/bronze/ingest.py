@@ -1,6 +1,7 @@
 """Landing zone -> bronze: ingest every landed file exactly once, by content.
 
-For one source, :func:`ingest_source` lists the landing folder and, for each candidate file:
+For one source, :func:`ingest_source` lists the landing folder (a local folder or an S3 prefix, through
+:class:`lakehouse.folders.Folder`: the same steps on both) and, for each candidate file:
 
 * same name and same bytes as a file already logged -> nothing to do (re-runs are idempotent);
 * bytes already ingested under another name -> logged as ``duplicate`` (rows not ingested again);
@@ -27,10 +28,8 @@ itself, so a file is never ingested twice.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import polars as pl
 
@@ -38,10 +37,11 @@ from lakehouse.bronze.parsing import (
     RejectedFileError,
     bad_line_summary,
     content_hash,
-    discover_files,
+    discover,
     parse_file,
     to_bronze,
 )
+from lakehouse.folders import Folder
 from lakehouse.sources import SourceSpec
 from lakehouse.tables import BRONZE, INGEST_LOG, Lake, Landing
 
@@ -115,23 +115,20 @@ def _reconcile(lake: Lake, spec: SourceSpec, now: datetime) -> pl.DataFrame:
     return pl.concat([log, recovered])
 
 
-def reject(
-    landing: Landing, spec: SourceSpec, path: Path, digest: str, error: RejectedFileError, now: datetime
-) -> Path:
-    """Copy a rejected file intact to the rejected folder with a JSON reason beside it; return the copy."""
-    target_dir = Path(landing.rejected_dir(spec.name))
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / path.name
-    shutil.copy2(path, target)
+def reject(landing: Landing, spec: SourceSpec, name: str, digest: str, error: RejectedFileError, now: datetime) -> str:
+    """Copy the rejected file ``name`` of the source's landing folder intact to its rejected folder, with a JSON
+    reason beside it (``<name>.reason.json``); return the copy's location. The landed file stays where it is."""
+    target_dir = landing.rejected(spec.name)
+    target = target_dir.copy_in(landing.source(spec.name), name)
     reason = {
         "source": spec.name,
-        "file_name": path.name,
+        "file_name": name,
         "content_hash": digest,
         "reason": error.reason,
         "detail": error.detail,
         "rejected_at": now.isoformat(),
     }
-    (target_dir / f"{path.name}.reason.json").write_text(json.dumps(reason, indent=2))
+    target_dir.write(f"{name}.reason.json", json.dumps(reason, indent=2).encode())
     return target
 
 
@@ -168,16 +165,17 @@ def ingest_source(
     entries: list[dict] = []
     frames: list[pl.DataFrame] = []
     wanted = set(only) if only is not None else None
-    for path in discover_files(Path(landing.source_dir(spec.name))):
-        if wanted is not None and path.name not in wanted:
+    folder = landing.source(spec.name)
+    for file in discover(folder):
+        if wanted is not None and file.name not in wanted:
             continue
-        payload = path.read_bytes()
+        payload = folder.read(file.name)
         digest = content_hash(payload)
-        if (path.name, digest) in logged:
+        if (file.name, digest) in logged:
             continue
         entry = {
             "source": spec.name,
-            "file_name": path.name,
+            "file_name": file.name,
             "content_hash": digest,
             "size_bytes": len(payload),
             "reason": None,
@@ -197,23 +195,23 @@ def ingest_source(
             continue
         try:
             rows = to_bronze(
-                parse_file(payload, path.name),
+                parse_file(payload, file.name),
                 spec,
-                source_file=path.name,
+                source_file=file.name,
                 file_hash=digest,
                 batch_id=batch_id,
                 batch_seq=batch_seq,
                 ingested_at=now,
             )
         except RejectedFileError as err:
-            reject(landing, spec, path, digest, err, now)
+            reject(landing, spec, file.name, digest, err, now)
             entries.append({**entry, "status": "rejected", "reason": str(err)})
-            first_name[digest] = path.name
+            first_name[digest] = file.name
             continue
         frames.append(rows)
         entries.append({**entry, "status": "ingested", "rows": rows.height, "reason": bad_line_summary(rows)})
-        first_name[digest] = path.name
-        logged.add((path.name, digest))
+        first_name[digest] = file.name
+        logged.add((file.name, digest))
     if frames:
         lake.append(BRONZE[spec.name], pl.concat(frames, how="vertical"), progress=batch_seq)
     new_log = pl.DataFrame(entries, schema=LOG_SCHEMA) if entries else pl.DataFrame(schema=LOG_SCHEMA)
@@ -222,7 +220,7 @@ def ingest_source(
     return IngestReport(source=spec.name, batch_seq=batch_seq, log=new_log)
 
 
-def already_handled(lake: Lake, spec: SourceSpec, folder: Path, names: list[str]) -> set[str]:
+def already_handled(lake: Lake, spec: SourceSpec, folder: Folder, names: list[str]) -> set[str]:
     """The ``names`` (files in ``folder``) whose exact bytes are already in the ingest log under the same name, as
     ingested, duplicate or rejected: a bronze run for them would do nothing.
 
@@ -236,7 +234,7 @@ def already_handled(lake: Lake, spec: SourceSpec, folder: Path, names: list[str]
     handled = set()
     for name in names:
         try:
-            digest = content_hash((folder / name).read_bytes())
+            digest = content_hash(folder.read(name))
         except OSError:
             continue  # gone or unreadable now: bronze decides
         if (name, digest) in logged:

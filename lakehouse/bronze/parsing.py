@@ -83,6 +83,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from lakehouse.folders import Entry, Folder
 from lakehouse.sources import SourceSpec
 
 SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".json", ".jsonl", ".ndjson")
@@ -128,15 +129,18 @@ class RejectedFileError(ValueError):
         self.detail = detail
 
 
-def is_candidate(path: Path) -> bool:
-    """True for visible, finished data files (no hidden, temporary or partial names)."""
-    name = path.name
+def is_candidate_name(name: str) -> bool:
+    """True for the name of a visible, finished data file (no hidden, temporary or partial names)."""
     return (
-        path.is_file()
-        and not name.startswith((".", "_"))
+        not name.startswith((".", "_"))
         and not name.endswith(IGNORED_SUFFIXES)
         and name.lower().endswith(SUPPORTED_SUFFIXES)
     )
+
+
+def is_candidate(path: Path) -> bool:
+    """True for visible, finished data files (no hidden, temporary or partial names)."""
+    return path.is_file() and is_candidate_name(path.name)
 
 
 def discover_files(folder: Path) -> list[Path]:
@@ -144,6 +148,12 @@ def discover_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if is_candidate(p))
+
+
+def discover(folder: Folder) -> list[Entry]:
+    """Candidate files directly inside ``folder`` (a local folder or an S3 prefix), sorted by name: the same
+    files :func:`discover_files` finds in a local folder."""
+    return [e for e in folder.entries() if is_candidate_name(e.name)]
 
 
 def content_hash(payload: bytes) -> str:

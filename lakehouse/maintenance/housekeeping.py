@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 import polars as pl
-from deltalake import DeltaTable
 
+from lakehouse import storage
 from lakehouse.tables import ALL_TABLES, Lake, Table
 
 DEFAULT_RETENTION_HOURS = 168
@@ -138,7 +138,7 @@ def _disk_files(location: str) -> dict[str, int] | None:
 
 def footprint(location: str) -> Footprint:
     """:class:`Footprint` of the Delta table at ``location``."""
-    dt = DeltaTable(location)
+    dt = storage.open_table(location)
     actions = pl.DataFrame(dt.get_add_actions(flatten=True))
     disk = _disk_files(location)
     return Footprint(
@@ -154,7 +154,7 @@ def live_files(location: str) -> set[str]:
     """Absolute paths of the data files of the current version (for tests and checks)."""
     return {
         os.path.join(location, unquote(p))
-        for p in pl.DataFrame(DeltaTable(location).get_add_actions()).get_column("path")
+        for p in pl.DataFrame(storage.open_table(location).get_add_actions()).get_column("path")
     }
 
 
@@ -186,9 +186,9 @@ def maintain(
     before = footprint(location)
     compacted = written = 0
     if compact and not table.overwritten:
-        metrics = DeltaTable(location).optimize.compact(target_size=target_size)
+        metrics = storage.open_table(location).optimize.compact(target_size=target_size)
         compacted, written = int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"])
-    dt = DeltaTable(location)
+    dt = storage.open_table(location)
     kept = sorted({int(v) for v in keep_versions if 0 <= int(v) <= dt.version()})
     on_disk = _disk_files(location)
     vacuumed = dt.vacuum(
@@ -197,7 +197,7 @@ def maintain(
         enforce_retention_duration=retention_hours >= DEFAULT_RETENTION_HOURS,
         keep_versions=kept or None,
     )
-    dt = DeltaTable(location)
+    dt = storage.open_table(location)
     dt.create_checkpoint()
     if not kept:
         dt.cleanup_metadata()
