@@ -222,3 +222,87 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_db(postgres_server: PostgresServer) -> str:
     """A new empty database on the session's server (its name)."""
     return postgres_server.new_database()
+
+
+# --- MLflow tracking server -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    """A running ``mlflow server``: backend store in a database of :func:`postgres_server`, artifacts proxied to
+    ``s3://<bucket>/mlflow`` on :func:`lakehouse_tests.object_store.s3_server`."""
+
+    uri: str  # the tracking URI clients use (http://127.0.0.1:<port>)
+    database: str
+    bucket: str
+    artifacts_prefix: str = "mlflow"
+
+
+def _wait_for_http(url: str, name: str, process: subprocess.Popen, log: Path) -> None:
+    import requests
+
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}: {log.read_text()[-3000:]}")
+        try:
+            if requests.get(url, timeout=5).ok:
+                return
+        except requests.RequestException:  # refused while starting, or no answer yet (migrations running)
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{name} did not answer {url} within {START_TIMEOUT_S} s: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    postgres_server: PostgresServer, s3_server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MlflowServer]:
+    """``mlflow server`` on a free loopback port for the whole session, as the distributed profile runs it
+    (docs/distributed.md): ``--backend-store-uri postgresql+psycopg2://...`` (a fresh database; SQLAlchemy 2.1
+    maps a bare ``postgresql://`` to psycopg 3, which is not installed) and ``--artifacts-destination
+    s3://<fresh bucket>/mlflow`` with ``--serve-artifacts``: only the server holds the object store's credentials
+    (``AWS_*`` plus ``MLFLOW_S3_ENDPOINT_URL``, read by boto3), clients reach artifacts through it."""
+    database = postgres_server.new_database()
+    bucket = s3_server.new_bucket()
+    backend = postgres_server.url(database).replace("postgresql://", "postgresql+psycopg2://", 1)
+    port = free_port()
+    log = tmp_path_factory.mktemp("mlflow-server") / "mlflow.log"
+    program = str(Path(sys.executable).with_name("mlflow"))
+    argv = [
+        program,
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        backend,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        f"s3://{bucket}/mlflow",
+    ]
+    env = {
+        **os.environ,
+        **s3_server.env(),
+        "MLFLOW_S3_ENDPOINT_URL": s3_server.endpoint,
+        "AWS_DEFAULT_REGION": s3_server.env()["AWS_REGION"],
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        **parent_env(),
+    }
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", EXEC_WRAPPER, *argv],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_http(f"{uri}/health", "mlflow server", process, log)
+        yield MlflowServer(uri, database, bucket)
+    finally:
+        stop(process)
