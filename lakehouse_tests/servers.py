@@ -306,3 +306,81 @@ def mlflow_server(
         yield MlflowServer(uri, database, bucket)
     finally:
         stop(process)
+
+
+# --- Dask scheduler and workers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DaskCluster:
+    """A running ``dask scheduler`` and its ``dask worker`` processes (each its own process group)."""
+
+    address: str  # tcp://127.0.0.1:<port>
+    workers: int
+    logs: list[Path]
+
+    def worker_pids(self) -> dict[str, int]:
+        """The pid of each worker process (the Python that runs tasks, under its nanny), by worker address."""
+        from distributed import Client
+
+        with Client(self.address, timeout=30) as client:
+            return dict(client.run(os.getpid))
+
+
+@contextlib.contextmanager
+def dask_cluster(env: dict[str, str], log_dir: Path, workers: int = 2) -> Iterator[DaskCluster]:
+    """Start ``dask scheduler`` and ``workers`` × ``dask worker`` (one process, one thread each: Dagster steps are
+    not thread-safe, dagster_dask/executor.py) on loopback, with ``env`` added to this process's environment
+    (what the workers need to run Dagster steps: ``LAKEHOUSE_*``, ``DAGSTER_PG_*``, ``AWS_*``) and
+    ``LAKEHOUSE_DASK_SCHEDULER`` set to the scheduler's address; wait until every worker has joined; stop them all
+    on exit."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = str(Path(sys.executable).with_name("dask"))
+    # the workers learn the scheduler's address as every process of a deployment does (lakehouse.executors)
+    full_env = {**os.environ, **env, "LAKEHOUSE_DASK_SCHEDULER": address, **parent_env()}
+    commands = [[dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]]
+    commands += [
+        [
+            dask,
+            "worker",
+            address,
+            "--host",
+            "127.0.0.1",
+            "--nworkers",
+            "1",
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+            "--name",
+            f"worker-{i}",
+            "--death-timeout",
+            "60",
+        ]
+        for i in range(1, workers + 1)
+    ]
+    processes: list[subprocess.Popen] = []
+    logs: list[Path] = []
+    try:
+        for i, argv in enumerate(commands):
+            log = log_dir / ("scheduler.log" if i == 0 else f"worker-{i}.log")
+            logs.append(log)
+            with log.open("w") as out:
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", EXEC_WRAPPER, *argv],
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        env=full_env,
+                        cwd=Path(__file__).resolve().parents[1],
+                        start_new_session=True,
+                    )
+                )
+        from distributed import Client
+
+        with Client(address, timeout=START_TIMEOUT_S) as client:
+            client.wait_for_workers(workers, timeout=START_TIMEOUT_S)
+        yield DaskCluster(address, workers, logs)
+    finally:
+        for process in reversed(processes):
+            stop(process)
