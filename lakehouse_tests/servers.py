@@ -259,8 +259,8 @@ def mlflow_server(
     postgres_server: PostgresServer, s3_server, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[MlflowServer]:
     """``mlflow server`` on a free loopback port for the whole session, as the distributed profile runs it
-    (docs/distributed.md): ``--backend-store-uri postgresql+psycopg2://...`` (a fresh database; SQLAlchemy 2.1
-    maps a bare ``postgresql://`` to psycopg 3, which is not installed) and ``--artifacts-destination
+    (docs/distributed.md): ``MLFLOW_BACKEND_STORE_URI=postgresql+psycopg2://...`` (a fresh database; SQLAlchemy 2.1
+    maps a bare ``postgresql://`` to psycopg 3, which is not installed) and ``MLFLOW_ARTIFACTS_DESTINATION=
     s3://<fresh bucket>/mlflow`` with ``--serve-artifacts``: only the server holds the object store's credentials
     (``AWS_*`` plus ``MLFLOW_S3_ENDPOINT_URL``, read by boto3), clients reach artifacts through it."""
     database = postgres_server.new_database()
@@ -278,11 +278,7 @@ def mlflow_server(
         str(port),
         "--workers",
         "1",
-        "--backend-store-uri",
-        backend,
         "--serve-artifacts",
-        "--artifacts-destination",
-        f"s3://{bucket}/mlflow",
     ]
     env = {
         **os.environ,
@@ -290,6 +286,9 @@ def mlflow_server(
         "MLFLOW_S3_ENDPOINT_URL": s3_server.endpoint,
         "AWS_DEFAULT_REGION": s3_server.env()["AWS_REGION"],
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        # read by `mlflow server` itself (click envvar), as docker/entrypoint.sh runs it: no password in `ps`
+        "MLFLOW_BACKEND_STORE_URI": backend,
+        "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{bucket}/mlflow",
         **parent_env(),
     }
     with log.open("w") as out:
