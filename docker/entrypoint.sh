@@ -24,7 +24,9 @@ role="${1:-embedded}"
 [ "$#" -gt 0 ] && shift
 host="${LAKEHOUSE_WEBSERVER_HOST:-127.0.0.1}"
 port="${LAKEHOUSE_WEBSERVER_PORT:-3000}"
-grpc=(--grpc-host "${DAGSTER_CODE_SERVER_HOST:-code-server}" --grpc-port "${DAGSTER_CODE_SERVER_PORT:-4000}")
+# read by docker/workspace.yaml ({env: ...}): where the webserver and the daemon find the code-location server
+export DAGSTER_CODE_SERVER_HOST="${DAGSTER_CODE_SERVER_HOST:-code-server}"
+export DAGSTER_CODE_SERVER_PORT="${DAGSTER_CODE_SERVER_PORT:-4000}"
 
 distributed_home() {
     # The distributed instance: always the image's docker/dagster.yaml (it holds no credential, only {env: ...}).
@@ -43,16 +45,16 @@ embedded)
     ;;
 webserver)
     distributed_home
-    exec dagster-webserver "${grpc[@]}" -h "$host" -p "$port" "$@"
+    exec dagster-webserver -w docker/workspace.yaml -h "$host" -p "$port" "$@"
     ;;
 daemon)
     distributed_home
-    exec dagster-daemon run "${grpc[@]}" "$@"
+    exec dagster-daemon run -w docker/workspace.yaml "$@"
     ;;
 code-server)
     distributed_home
     exec dagster code-server start -m lakehouse.definitions --location-name lakehouse \
-        -h 0.0.0.0 -p "${DAGSTER_CODE_SERVER_PORT:-4000}" "$@"
+        -h "${DAGSTER_CODE_SERVER_BIND:-0.0.0.0}" -p "$DAGSTER_CODE_SERVER_PORT" "$@"
     ;;
 dask-scheduler)
     exec dask scheduler --host 0.0.0.0 --port 8786 --dashboard-address :8787 "$@"

@@ -238,7 +238,9 @@ class MlflowServer:
     artifacts_prefix: str = "mlflow"
 
 
-def _wait_for_http(url: str, name: str, process: subprocess.Popen, log: Path) -> None:
+def wait_for_http(url: str, name: str, process: subprocess.Popen, log: Path) -> None:
+    """Until ``url`` answers 2xx; raises ``RuntimeError`` with the log's tail if ``process`` exits or
+    :data:`START_TIMEOUT_S` passes."""
     import requests
 
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -301,7 +303,7 @@ def mlflow_server(
         )
     uri = f"http://127.0.0.1:{port}"
     try:
-        _wait_for_http(f"{uri}/health", "mlflow server", process, log)
+        wait_for_http(f"{uri}/health", "mlflow server", process, log)
         yield MlflowServer(uri, database, bucket)
     finally:
         stop(process)
