@@ -177,7 +177,10 @@ def postgres_server() -> Iterator[PostgresServer]:
             "--no-instructions",
         ]
         argv, env = _as_server_user(initdb)
-        subprocess.run(argv, check=True, capture_output=True, env={**os.environ, **env}, cwd=root, timeout=120)
+        done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env}, cwd=root, timeout=120)
+        if done.returncode != 0:
+            hint = f" (as root the server runs as {RUN_AS}, who must be able to read {pg_bin('')})"
+            raise RuntimeError(f"initdb failed{hint if os.geteuid() == 0 else ''}: {done.stderr[-2000:]}")
         port = free_port()
         postgres = [
             pg_bin("postgres"),

@@ -52,7 +52,8 @@ def train_on_dask(
 
     Inputs are those of :func:`lakehouse.ml.training.train`: the same encoding (fitted on ``split.train``), the same
     float64 design matrix, the same categorical features, :data:`~lakehouse.ml.training.DEFAULT_PARAMS` updated
-    with ``params`` and ``seed``, with one thread per worker task.
+    with ``params`` and ``seed``, except ``num_threads``: each worker trains with its Dask thread count
+    (``lightgbm/dask.py`` overrides it). The training matrix travels in the task graph (dask warns above ~10 MiB).
 
     Returns:
         The model, ``best_iteration`` = ``num_boost_round``.
@@ -72,7 +73,9 @@ def train_on_dask(
     rows = -(-matrix.shape[0] // workers)  # one chunk per worker
     X = da.from_array(matrix, chunks=(rows, matrix.shape[1]))
     y = da.from_array(label, chunks=(rows,))
-    merged = {**training.DEFAULT_PARAMS, **(params or {}), "seed": seed, "num_threads": 1}
+    merged = {**training.DEFAULT_PARAMS, **(params or {}), "seed": seed}
+    # lightgbm.dask sets num_threads to each worker's Dask thread count (and warns that a given one is ignored)
+    merged.pop("num_threads", None)
     model = DaskLGBMClassifier(client=client, n_estimators=num_boost_round, **merged)
     model.fit(X, y, feature_name=training.FEATURES, categorical_feature=training.CATEGORICAL)
     booster = model.booster_
