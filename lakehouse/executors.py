@@ -27,8 +27,10 @@ dagster ``@record`` that is a tuple too but raises ``Exception: Iteration is not
 RunOpConcurrency`` when iterated, so every step fails before it is sent. :class:`DaskExecutor` below is dagster-dask's
 executor (the same worker function, ``dagster_dask.executor.query_on_dask_worker``, the same ordering of steps by
 their inputs' futures, the same ``dagster-dask/resource_requirements`` tag) with that one difference: the step's
-arguments travel inside an opaque object (:class:`_StepArguments`), which dask does not walk. Only an existing
-scheduler is supported (the deployment's ``dask scheduler``).
+arguments travel inside an opaque object (:class:`_StepArguments`), which dask does not walk; and the Dask key of a
+step names its run (dagster-dask's ``<job>.<step>`` makes Dask take a step of a concurrent run of the same job for
+one it already has, so it is skipped: dagster issue #21418). Only an existing scheduler is supported (the
+deployment's ``dask scheduler``).
 """
 
 from __future__ import annotations
@@ -150,7 +152,9 @@ class DaskExecutor(dg.Executor):
                         _run_step_on_worker,
                         dependencies,
                         arguments,
-                        key=f"{plan_context.job_name}.{step.key}",
+                        # the run id in the key: Dask treats equal keys as the same task, so two runs of one job
+                        # would share (and skip) steps with dagster-dask's "<job>.<step>" (dagster issue #21418)
+                        key=f"{plan_context.job_name}.{step.key}.{plan_context.dagster_run.run_id}",
                         resources=get_dask_resource_requirements(step.tags),
                     )
                     futures.append(future)
