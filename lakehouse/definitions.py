@@ -12,6 +12,7 @@ import dagster as dg
 from lakehouse import automation
 from lakehouse.bronze import assets as bronze_assets
 from lakehouse.bronze import sensors as bronze_sensors
+from lakehouse.executors import executor_from_env
 from lakehouse.gold import assets as gold_assets
 from lakehouse.gold import sensors as gold_sensors
 from lakehouse.maintenance import jobs as maintenance_jobs
@@ -42,15 +43,23 @@ LAYER_MODULES = [
 JOBS = [dg.define_asset_job(name, selection=selection, description=text) for name, selection, text in STEPS]
 
 
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """Definitions wired to ``settings`` (default: :meth:`Settings.from_env`)."""
-    # In-process executor: Dagster's default multiprocess executor starts a fresh Python per step and re-imports
-    # dagster, mlflow and every asset (a 12-day slice took 176 s that way vs 24.5 s in-process, BENCHMARKS.md).
-    # Pools are still enforced in-process, so two runs never write one Delta table at once.
+def build_definitions(
+    settings: Settings | None = None, executor: dg.ExecutorDefinition | None = None
+) -> dg.Definitions:
+    """Definitions wired to ``settings`` (default: :meth:`Settings.from_env`), their jobs run by ``executor``
+    (default: :func:`lakehouse.executors.executor_from_env`, the in-process executor unless ``LAKEHOUSE_EXECUTOR``
+    says otherwise).
+
+    Raises:
+        lakehouse.executors.ExecutorConfigError: ``LAKEHOUSE_EXECUTOR`` is set to something unsupported.
+    """
+    # In-process executor by default: Dagster's default multiprocess executor starts a fresh Python per step and
+    # re-imports dagster, mlflow and every asset (a 12-day slice took 176 s that way vs 24.5 s in-process,
+    # BENCHMARKS.md). Pools are still enforced in-process, so two runs never write one Delta table at once.
     layers = dg.load_definitions_from_modules(LAYER_MODULES)
     return dg.Definitions.merge(
         layers,
-        dg.Definitions(jobs=JOBS, resources=build_resources(settings), executor=dg.in_process_executor),
+        dg.Definitions(jobs=JOBS, resources=build_resources(settings), executor=executor or executor_from_env()),
     )
 
 

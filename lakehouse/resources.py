@@ -71,11 +71,22 @@ class RetrainingPolicy(dg.ConfigurableResource):
     )
 
 
+def is_tracking_server(tracking_uri: str) -> bool:
+    """Whether ``tracking_uri`` names an MLflow tracking server (``http://`` or ``https://``)."""
+    return tracking_uri.startswith(("http://", "https://"))
+
+
 def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> str:
     """Create the MLflow experiment with its artifacts under ``artifact_location`` if missing; return its id.
 
     dagster-mlflow calls ``mlflow.set_experiment``, which would create the experiment with the default
     artifact root ``<cwd>/mlruns``; creating it first keeps artifacts inside the data folder.
+
+    With a tracking *server* (an ``http(s)://`` URI, the distributed profile) ``artifact_location`` is not used:
+    the experiment gets the server's default root, ``mlflow-artifacts:/...``, which the server proxies to its
+    ``--artifacts-destination`` (the object store), so clients upload and download through the server and need
+    no object-store credentials (docs/distributed.md). A local folder would be a path on the client's disk that
+    other machines cannot read.
     """
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +94,8 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> s
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
+    if is_tracking_server(tracking_uri):
+        return mlflow.create_experiment(name)
     Path(artifact_location).mkdir(parents=True, exist_ok=True)
     return mlflow.create_experiment(name, artifact_location=Path(artifact_location).as_uri())
 

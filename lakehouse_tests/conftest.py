@@ -12,7 +12,7 @@ import pytest
 from lakehouse.landing import read_raw_table
 
 # Server fixtures started by the tests themselves (no test skips for a missing server).
-pytest_plugins = ["lakehouse_tests.object_store", "lakehouse_tests.cli_slice"]
+pytest_plugins = ["lakehouse_tests.object_store", "lakehouse_tests.servers", "lakehouse_tests.cli_slice"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
