@@ -13,7 +13,8 @@ Screenshots of each step are written to the test's temporary folder; with ``LAKE
 are also copied to ``docs/images/`` (the README shows them), so an ordinary run never rewrites tracked files.
 
 The daemon's sensors are stopped before the slice lands (lakehouse_tests/browser.py): otherwise the landing sensor,
-the automation and the retraining sensor would start runs of their own beside the one launched from the UI. Fixture
+the automation, the gold, scoring and retraining sensors would start runs of their own beside the one launched
+from the UI. Fixture
 and process handling: lakehouse_tests/browser.py. A missing Chromium fails the test in one line saying how to
 install it; it is never skipped.
 """
@@ -171,6 +172,7 @@ def test_a_person_materializes_everything_from_the_ui_and_sees_the_model_checks_
         "lakehouse_automation",
         "gold_months_sensor",
         "retraining_sensor",
+        "scoring_sensor",
     }
     land(ui.data_dir / "landing", months=SLICE_MONTHS, max_day=SLICE_MAX_DAY)
 
