@@ -32,6 +32,7 @@ planes for lineage), the features, LightGBM parameters, seed, boosting rounds an
 params and in ``training_config.json``; :func:`reproduce` retrains from exactly that and gets the same metrics.
 """
 
+import os
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -43,6 +44,7 @@ from pydantic import Field
 from lakehouse.automation import MODEL_FRESHNESS, follow_upstream
 from lakehouse.metadata import asset_key, metadata_table
 from lakehouse.ml import checks, plots, scoring, training
+from lakehouse.ml.dask_training import TRAINING_VARIABLE, train_from_env
 from lakehouse.ml.registry import (
     CHAMPION,
     CONFIG_ARTIFACT,
@@ -241,7 +243,7 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
         return _unchanged_result(context, unchanged, name, reason, fingerprint, data_digest, features_version)
 
     split = training.time_split(features)
-    model = training.train(
+    model = train_from_env(  # in this process, or with lightgbm.dask when LAKEHOUSE_TRAINING=dask
         split,
         params=config.params(),
         seed=config.seed,
@@ -270,6 +272,7 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
             **mlflow_params(record, model, split),
             "force_retrain": config.force_retrain,
             "train_window_months": config.train_window_months,
+            "training": os.environ.get(TRAINING_VARIABLE, "").strip() or "local",
         }
     )
     mlf.log_metrics({**metrics, **{f"champion_test_{k}": v for k, v in comparison.champion_metrics.items()}})

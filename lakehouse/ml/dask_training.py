@@ -17,8 +17,8 @@ How it differs from the local training (read in ``lightgbm/dask.py``, LightGBM 4
 * The result is the same :class:`~lakehouse.ml.training.TrainedModel` (a plain ``lgb.Booster``, ``.booster_`` of the
   fitted estimator), so logging and serving do not change.
 
-Wiring into the model asset (``lakehouse/ml/assets.py``) is one call: ``train_from_env(split, ...)`` instead of
-``training.train(split, ...)``.
+The model asset (``lakehouse/ml/assets.py``) trains with :func:`train_from_env` and records the mode in the MLflow
+param ``training``.
 """
 
 from __future__ import annotations
