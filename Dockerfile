@@ -41,10 +41,6 @@ COPY lakehouse ./lakehouse
 COPY workspace.yaml ./
 COPY docker ./docker
 RUN uv sync --frozen \
-    # boto3: the MLflow server's S3 artifact store (mlflow uses boto3, which is not among the project's main
-    # dependencies; the version is uv.lock's, where the dev extra brings it). Drop this line once boto3 is a main
-    # dependency.
-    && uv pip install --no-cache "boto3==1.44.8" \
     && mkdir -p /app/data \
     && chown -R lakehouse:lakehouse /app/data
 
