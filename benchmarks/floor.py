@@ -284,7 +284,8 @@ def monitor(lake: Lake, model_dir: Path) -> float:
     )
     numeric = [c for c in training.FEATURES if c not in training.CATEGORICAL]
     reports = []
-    for _, month in sorted(latest.partition_by(ym.alias("ym"), as_dict=True, include_key=False).items()):
+    by_month = latest.with_columns(ym.alias("_ym")).partition_by("_ym", as_dict=True, include_key=False)
+    for _, month in sorted(by_month.items()):
         current = drift.sample_rows(month)
         current = current.with_columns(
             pl.Series("prediction", training.predict(booster, current, meta["encoding"]), dtype=pl.Float64)

@@ -162,7 +162,8 @@ def sanity_figures(result: MedallionResult) -> dict:
         elif table is None:
             continue
         elif table == PREDICTIONS:
-            out["predictions_rows"] = out.get("predictions_rows", 0) + (meta.get("dagster/row_count") or 0)
+            # a single-run backfill reports one materialization per month, each with the run's total
+            out["predictions_rows"] = meta.get("dagster/row_count")
         elif table == FEATURE_DRIFT:
             out["max_psi"] = meta.get("max_psi")  # the newest month of the (last) scoring run
         elif table.layer in ("bronze", "silver") or table in (FLIGHT_FEATURES, ROUTE_DAILY_DELAYS):
