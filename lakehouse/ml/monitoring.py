@@ -34,7 +34,7 @@ import polars as pl
 from lakehouse.metadata import asset_key, metadata_table, table_metadata
 from lakehouse.ml import checks, drift, plots, training
 from lakehouse.ml.assets import CHAMPION_KEY, FEATURES_KEY
-from lakehouse.ml.registry import RegisteredModel, load_champion, read_month
+from lakehouse.ml.registry import RegisteredModel, load_champion, read_month, read_months
 from lakehouse.partitions import MONTHS, month_of_key
 from lakehouse.resources import LakehouseStorage, ModelRegistry, RetrainingPolicy
 from lakehouse.tables import FEATURE_DRIFT, FLIGHT_FEATURES, Lake
@@ -70,13 +70,7 @@ def reference_sample(lake: Lake, champion: RegisteredModel) -> tuple[pl.DataFram
     Read once per run, whatever the number of months evaluated."""
     ref_version = int(champion.params["gold_flight_features_version"])
     train_months = champion.params["train_months"].split(",")
-    months = [date.fromisoformat(f"{m}-01") for m in train_months]
-    reference = (
-        lake.scan(FLIGHT_FEATURES, version=ref_version)
-        .filter(pl.col("flight_month").is_in(months))
-        .collect()
-        .sort("sched_dep_utc", "flight_id")
-    )
+    reference = read_months(lake, [date.fromisoformat(f"{m}-01") for m in train_months], ref_version)
     window = {
         "model_name": champion.name,
         "champion_version": champion.version,

@@ -141,32 +141,30 @@ def read_features(lake: Lake, version: int | None = None) -> tuple[pl.DataFrame,
     return lake.read(FLIGHT_FEATURES, version=version).sort("sched_dep_utc", "flight_id"), version
 
 
-def read_month(lake: Lake, month: date, version: int) -> pl.DataFrame:
-    """The gold feature view's rows of one month (its ``flight_month`` Delta partition only: the read costs the
-    month, not the lake) at ``version``, in :func:`read_features`' row order; empty (with the view's columns) for
-    a month it does not hold."""
+def read_months(lake: Lake, months: list[date], version: int) -> pl.DataFrame:
+    """The gold feature view's rows of ``months`` (first days) at ``version``, reading their ``flight_month`` Delta
+    partitions only (the read costs those months, not the lake), in :func:`read_features`' row order; empty (with
+    the view's columns) for months it does not hold."""
     return (
         lake.scan(FLIGHT_FEATURES, version=version)
-        .filter(pl.col("flight_month") == month)
+        .filter(pl.col("flight_month").is_in(months))
         .collect()
         .sort("sched_dep_utc", "flight_id")
     )
+
+
+def read_month(lake: Lake, month: date, version: int) -> pl.DataFrame:
+    """One month of :func:`read_months`."""
+    return read_months(lake, [month], version)
 
 
 def read_training_window(lake: Lake, version: int, train_window_months: int) -> tuple[pl.DataFrame, list[str]]:
-    """The rows of the gold feature view (at ``version``) a training reads, in :func:`read_features`' order: the
-    ``flight_month`` partitions of :func:`lakehouse.ml.training.window_months` only (found in the Delta log, so the
-    months outside the window are never opened); and those months (``YYYY-MM``)."""
+    """The rows of the gold feature view (at ``version``) a training reads (:func:`read_months` of
+    :func:`lakehouse.ml.training.window_months`, found in the Delta log, so the months outside the window are never
+    opened); and those months (``YYYY-MM``)."""
     present = sorted(f"{p['flight_month'][:7]}" for p in lake.partitions(FLIGHT_FEATURES, version=version))
     months = training.window_months(present, train_window_months)
-    wanted = [date.fromisoformat(f"{m}-01") for m in months]
-    frame = (
-        lake.scan(FLIGHT_FEATURES, version=version)
-        .filter(pl.col("flight_month").is_in(wanted))
-        .collect()
-        .sort("sched_dep_utc", "flight_id")
-    )
-    return frame, months
+    return read_months(lake, [date.fromisoformat(f"{m}-01") for m in months], version), months
 
 
 def lineage_versions(lake: Lake) -> dict[str, int]:

@@ -77,6 +77,12 @@ IN_PROGRESS = [
 _YM = pl.col("flight_date").dt.strftime("%Y-%m")
 
 
+def run_in_progress(instance: dg.DagsterInstance) -> str | None:
+    """The id of a queued or running run, None when there is none (both sensors then wait for settled tables)."""
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS), limit=1)
+    return runs[0].run_id if runs else None
+
+
 @dataclass(frozen=True)
 class Champion:
     """What the champion's training run recorded (MLflow params), enough to judge whether it is outdated."""
@@ -244,9 +250,9 @@ def retraining_sensor(
     retraining_policy: RetrainingPolicy,
 ) -> dg.SensorResult | dg.SkipReason:
     seen: list[str] = json.loads(context.cursor) if context.cursor else []
-    busy = context.instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS), limit=1)
+    busy = run_in_progress(context.instance)
     if busy:
-        return dg.SkipReason(f"run {busy[0].run_id} is in progress; retraining waits for settled tables")
+        return dg.SkipReason(f"run {busy} is in progress; retraining waits for settled tables")
     triggers = evaluate_triggers(storage.lake, registry, retraining_policy, context.instance)
     if not triggers:
         return dg.SkipReason("no retraining condition holds")
@@ -302,9 +308,9 @@ def scoring_requests(lake: Lake, registry: ModelRegistry) -> list[dg.RunRequest]
 def scoring_sensor(
     context: dg.SensorEvaluationContext, storage: LakehouseStorage, registry: ModelRegistry
 ) -> dg.SensorResult | dg.SkipReason:
-    busy = context.instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS), limit=1)
+    busy = run_in_progress(context.instance)
     if busy:
-        return dg.SkipReason(f"run {busy[0].run_id} is in progress; scoring waits for settled tables")
+        return dg.SkipReason(f"run {busy} is in progress; scoring waits for settled tables")
     requests = scoring_requests(storage.lake, registry)
     if not requests:
         return dg.SkipReason("no month to score (every month of the feature view is scored by the current champion)")
