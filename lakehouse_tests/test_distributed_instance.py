@@ -1,5 +1,7 @@
-"""The distributed profile's Dagster instance: ``docker/dagster.yaml`` loaded as is, on a real PostgreSQL server
-(:mod:`lakehouse_tests.servers`), records the runs and materializations of a small real slice in Postgres."""
+"""The distributed profile's Dagster instance: ``docker/dagster.yaml`` loaded as is on a real PostgreSQL server
+(:mod:`lakehouse_tests.servers`) gives Postgres run, event-log and schedule storage whose ref (what run workers and
+Dask workers receive) names the password's variable, never its value. That the daemon's runs of the whole graph
+are recorded there is test_distributed_topology.py."""
 
 import shutil
 from pathlib import Path
@@ -9,9 +11,6 @@ import pytest
 from dagster._serdes import serialize_value
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-from lakehouse.landing import land
-from lakehouse.settings import Settings
-from lakehouse_tests.helpers import materialize_all
 from lakehouse_tests.servers import PG_PASSWORD, PostgresServer
 
 DISTRIBUTED_YAML = Path(__file__).resolve().parents[1] / "docker" / "dagster.yaml"
@@ -33,50 +32,19 @@ def test_the_yaml_holds_no_credential():
     assert "password: {env:" in text
 
 
-def test_runs_and_materializations_are_recorded_in_postgres(
+def test_the_instance_is_on_postgres_and_its_ref_holds_no_password(
     postgres_server: PostgresServer, postgres_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     for name, value in postgres_server.dagster_env(postgres_db).items():
         monkeypatch.setenv(name, value)
-    home = dagster_home(tmp_path)
-    settings = Settings.from_env(tmp_path / "data")
-    land(settings.landing_dir, months=[1], max_day=1)
-
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with dg.DagsterInstance.from_config(str(dagster_home(tmp_path))) as instance:
         assert isinstance(instance.run_storage, PostgresRunStorage)
         assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
         assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
         assert instance.is_persistent
-        # The ref is what other processes (run workers, Dask workers) get: it names the variables, never the value.
         assert PG_PASSWORD not in serialize_value(instance.get_ref())
-        result = materialize_all(settings, instance, selection=BRONZE_SILVER)
-    assert result.success
-    run_id = result.run_id
-    materialized = {e.asset_key for e in result.get_asset_materialization_events() if e.asset_key is not None}
-    assert len(materialized) == 10  # bronze and silver of the five sources
-
-    # In Postgres itself ...
-    assert postgres_server.query(postgres_db, "SELECT status FROM runs WHERE run_id = %s", run_id) == [("SUCCESS",)]
-    rows = postgres_server.query(
-        postgres_db,
-        "SELECT DISTINCT asset_key FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",
-        run_id,
-    )
-    assert {dg.AssetKey.from_db_string(key) for (key,) in rows} == materialized
-    leaked = postgres_server.query(
-        postgres_db, "SELECT count(*) FROM event_logs WHERE strpos(event, %s) > 0", PG_PASSWORD
-    )
-    assert leaked == [(0,)]
-
-    # ... and read back by another instance loaded from the same file (what the webserver and daemon do).
-    with dg.DagsterInstance.from_config(str(home)) as fresh:
-        run = fresh.get_run_by_id(run_id)
-        assert run is not None
-        assert run.status == dg.DagsterRunStatus.SUCCESS
-        for key in materialized:
-            event = fresh.get_latest_materialization_event(key)
-            assert event is not None
-            assert event.run_id == run_id
+    tables = {t for (t,) in postgres_server.query(postgres_db, "SELECT tablename FROM pg_tables")}
+    assert {"runs", "event_logs", "jobs"} <= tables  # the schema was created in that database
 
 
 def test_a_missing_variable_is_named(postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
