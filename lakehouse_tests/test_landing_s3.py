@@ -93,7 +93,9 @@ def test_the_sensor_takes_an_object_once_it_is_unchanged_since_its_previous_look
         assert flights[:2] == [0, []] and sorted(flights[2]) == ["part_0.csv", "part_1.csv", "part_2.csv"]
         second = tick(sensor, instance, storage, first.cursor)
         assert files_of(second) == [["part_0.csv", "part_1.csv", "part_2.csv"]]
-        assert len(json.loads(second.cursor)["flights"]) == 2  # nothing pending: the cursor is as for local files
+        ns, _, unstable, recent = json.loads(second.cursor)["flights"]
+        assert not unstable  # nothing pending; the objects taken are remembered for the late window
+        assert sorted(recent) == ["part_0.csv", "part_1.csv", "part_2.csv"] and max(recent.values()) == ns
         third = tick(sensor, instance, storage, second.cursor)
         assert not third.run_requests
 
@@ -106,6 +108,34 @@ def test_the_sensor_takes_an_object_once_it_is_unchanged_since_its_previous_look
         sixth = tick(sensor, instance, storage, fifth.cursor)
         assert files_of(sixth) == [["late.csv"]]
         assert not tick(sensor, instance, storage, sixth.cursor).run_requests
+
+
+def test_an_object_visible_only_after_the_cursor_passed_its_time_is_still_taken(s3_env, s3_bucket, raw_flights):
+    """What a server that stamps an object with its upload's start does (module docstring of
+    lakehouse.bronze.sensors): the cursor is already past ``late.csv``'s last-modified time when the sensor first
+    sees it. Taken once, within the late window; an object older than the window is not offered."""
+    root = f"s3://{s3_bucket}/landing"
+    storage = LakehouseStorage(landing_dir=root, lake_dir=f"s3://{s3_bucket}/lake")
+    folder = Landing(root).source("flights")
+    folder.write("early.csv", csv_bytes(raw_flights.slice(0, 20)))
+    folder.write("late.csv", csv_bytes(raw_flights.slice(20, 20)))
+    times = {e.name: e.changed_ns for e in folder.entries()}
+    later = max(times.values()) + 60 * 10**9  # a minute after both: what the cursor holds once newer objects passed
+    past_both = json.dumps({"flights": [later, ["newer.csv"], {}, {"early.csv": times["early.csv"]}]})
+    sensor = build_landing_sensor(late_window_seconds=3600.0)
+    with dg.instance_for_test() as instance:
+        first = tick(sensor, instance, storage, past_both)
+        assert not first.run_requests  # seen late, now looked at once like any object
+        second = tick(sensor, instance, storage, first.cursor)
+        assert files_of(second) == [["late.csv"]]  # early.csv was handled: the cursor remembers it
+        ns, names, _, recent = json.loads(second.cursor)["flights"]
+        assert (ns, names) == (later, ["newer.csv"]) and set(recent) == {"early.csv", "late.csv"}
+        assert not tick(sensor, instance, storage, second.cursor).run_requests  # once
+        assert not tick(sensor, instance, storage, tick(sensor, instance, storage, second.cursor).cursor).run_requests
+
+        narrow = build_landing_sensor(late_window_seconds=30.0)  # the objects are 60 s behind: outside the window
+        first = tick(narrow, instance, storage, past_both)
+        assert not first.run_requests and not tick(narrow, instance, storage, first.cursor).run_requests
 
 
 def test_bronze_ingests_objects_exactly_once_and_copies_rejected_ones(s3_env, s3_bucket, raw_flights):

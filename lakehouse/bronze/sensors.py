@@ -11,9 +11,17 @@
   copied with its old mtime preserved (``cp -p``, ``rsync -t``) or renamed is still seen as new. An object's
   change time is its last-modified time; the entry of an S3 source also keeps the objects seen but not stable
   yet, with their ``"<size>:<ETag>"``: ``[ns, [names], {"b.csv": "1234:\"9f...\""}]`` (only while there are
-  some). Known limit (not handled): an object that becomes visible only after the cursor moved past its
-  last-modified time (if a server stamps a long or multipart upload with the time it began; not measured here)
-  is not offered by the sensor; a run of the bronze asset without a file list still ingests it.
+  some).
+* **Late objects.** A server may stamp an object with the time its upload *began* (AWS's S3 documentation says
+  so of a multipart upload's object, whose creation date is the upload's initiation; not verifiable here: moto,
+  the tests' server, stamps the completion, so the tests place the cursor past an object instead), so an object
+  can become visible after the cursor moved past its last-modified time. For an object landing zone the
+  sensor therefore also looks ``late_window_seconds`` (default 1 h) behind its position, and the cursor keeps the
+  names it handled inside that window with their times (``[ns, [names], {unstable}, {"a.csv": ns}]``, pruned as
+  the position moves, so its size is bounded by the objects of one window, not by the landing zone). An object
+  uploaded for longer than the window and hidden meanwhile is still missed; a run of the bronze asset without a
+  file list ingests it. Local files are not affected: their change time includes ``ctime``, set when the file
+  appears.
 * **Batches.** One run per tick takes the new files of every source, at most ``max_files_per_run`` per source:
   a new month (flights + weather) is one run; 500 small files of one source become 5 runs, not 500.
 * **Run keys.** ``landing:<sha1 of the batch's (source, name, change time) lists>``: a restarted daemon that
@@ -37,12 +45,13 @@ import dagster as dg
 
 from lakehouse.bronze.ingest import already_handled
 from lakehouse.bronze.parsing import discover
-from lakehouse.folders import Entry, Folder
+from lakehouse.folders import Entry, Folder, ObjectFolder
 from lakehouse.resources import LakehouseStorage
 from lakehouse.sources import SOURCES
 
 SETTLE_SECONDS = 10.0
 MAX_FILES_PER_RUN = 100
+LATE_WINDOW_SECONDS = 3600.0
 
 
 def change_time_ns(path: Path) -> int:
@@ -65,17 +74,26 @@ def pending_files(
     now: float,
     settle_seconds: float,
     looked: dict[str, str] | None = None,
+    recent: dict[str, int] | None = None,
+    late_window_ns: int = 0,
 ) -> tuple[list[tuple[int, str]], dict[str, str]]:
     """Stable candidate files after the cursor ``position`` (:func:`is_stable`), oldest first, as
     ``(change_time_ns, name)``; and what this look saw of the objects not stable yet (name -> version, for the next
     look; always empty for a local folder). An object seen by the previous look stays a candidate even when the
-    cursor has moved past its time."""
+    cursor has moved past its time, and so does an object up to ``late_window_ns`` behind the position that is not
+    in ``recent`` (name -> change time of the objects handled in that window; module docstring, "Late objects")."""
     last_ns, names_at_last = position
-    looked = looked or {}
+    looked, recent = looked or {}, recent or {}
     out, seen = [], {}
     for entry in discover(folder):
         after = entry.changed_ns > last_ns or (entry.changed_ns == last_ns and entry.name not in names_at_last)
-        if not (after or entry.name in looked):
+        late = (
+            entry.version is not None
+            and entry.changed_ns > last_ns - late_window_ns
+            and entry.name not in recent
+            and entry.name not in names_at_last
+        )
+        if not (after or late or entry.name in looked):
             continue
         if not is_stable(entry, now, settle_seconds, looked):
             if entry.version is not None:
@@ -96,6 +114,15 @@ def advance(position: tuple[int, list[str]], taken: Iterable[tuple[int, str]]) -
     return last_ns, names
 
 
+def remember(
+    recent: dict[str, int], taken: Iterable[tuple[int, str]], last_ns: int, late_window_ns: int
+) -> dict[str, int]:
+    """``recent`` plus the objects just ``taken``, without those now further than ``late_window_ns`` behind the
+    position ``last_ns`` (name -> change time, ns)."""
+    merged = {**recent, **{name: changed for changed, name in taken}}
+    return {name: changed for name, changed in sorted(merged.items()) if changed > last_ns - late_window_ns}
+
+
 def batch_request(batch: dict[str, list[tuple[int, str]]]) -> dg.RunRequest:
     """One run ingesting ``batch`` (source -> ``(change_time_ns, name)`` of its files) into bronze."""
     digest = hashlib.sha1(json.dumps(sorted(batch.items())).encode()).hexdigest()[:16]
@@ -113,8 +140,11 @@ def build_landing_sensor(
     max_files_per_run: int = MAX_FILES_PER_RUN,
     minimum_interval_seconds: int = 15,
     clock: Callable[[], float] = time.time,
+    late_window_seconds: float = LATE_WINDOW_SECONDS,
 ) -> dg.SensorDefinition:
-    """The landing sensor (module docstring); ``clock`` returns the current time in seconds since the epoch."""
+    """The landing sensor (module docstring); ``clock`` returns the current time in seconds since the epoch;
+    ``late_window_seconds`` is how far behind its position the sensor looks for objects that became visible late
+    (object landing zones only)."""
 
     @dg.sensor(
         name="landing_sensor",
@@ -129,14 +159,21 @@ def build_landing_sensor(
         previous = json.loads(context.cursor or "{}")
         cursor = {k: (v[0], v[1]) for k, v in previous.items()}
         looked = {k: v[2] for k, v in previous.items() if len(v) > 2}
+        recent = {k: v[3] for k, v in previous.items() if len(v) > 3}
         now = clock()
         chunks: dict[str, list[list[tuple[int, str]]]] = {}
         for name, spec in SOURCES.items():
             position = cursor.get(name, (0, []))
             folder = storage.landing.source(name)
-            pending, looked[name] = pending_files(folder, position, now, settle_seconds, looked.get(name))
+            window = int(late_window_seconds * 1e9) if isinstance(folder, ObjectFolder) else 0
+            pending, looked[name] = pending_files(
+                folder, position, now, settle_seconds, looked.get(name), recent.get(name), window
+            )
             if pending:
                 cursor[name] = advance(position, pending)
+            if window:
+                recent[name] = remember(recent.get(name, {}), pending, cursor.get(name, position)[0], window)
+            if pending:
                 done = already_handled(storage.lake, spec, folder, [n for _, n in pending])
                 pending = [(t, n) for t, n in pending if n not in done]
             if pending:
@@ -145,10 +182,16 @@ def build_landing_sensor(
             batch_request({name: c[i] for name, c in chunks.items() if i < len(c)})
             for i in range(max((len(c) for c in chunks.values()), default=0))
         ]
-        stored: dict[str, list] = {}  # an S3 source's entry also keeps its unstable objects' versions
-        for k in [*cursor, *(k for k, v in looked.items() if v and k not in cursor)]:
+        # an S3 source's entry also keeps its unstable objects' versions and the objects of the late window
+        stored: dict[str, list] = {}
+        for k in [*cursor, *(k for k in SOURCES if (looked.get(k) or recent.get(k)) and k not in cursor)]:
             ns, names = cursor.get(k, (0, []))
-            stored[k] = [ns, names, looked[k]] if looked.get(k) else [ns, names]
+            if recent.get(k):
+                stored[k] = [ns, names, looked.get(k) or {}, recent[k]]
+            elif looked.get(k):
+                stored[k] = [ns, names, looked[k]]
+            else:
+                stored[k] = [ns, names]
         if not requests:
             return dg.SensorResult(skip_reason=dg.SkipReason("no new stable files"), cursor=json.dumps(stored))
         context.log.info(f"{len(requests)} run(s) for new files")
