@@ -8,6 +8,7 @@ memory; a test's bucket is created empty by :func:`new_bucket`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -34,6 +35,7 @@ class S3Server:
     """A running S3-compatible server: its endpoint and the ``AWS_*`` environment that reaches it."""
 
     endpoint: str
+    pid: int  # of the server's process (its group leader)
 
     def env(self) -> dict[str, str]:
         """The standard ``AWS_*`` variables (what the lakehouse reads its credentials and endpoint from)."""
@@ -81,11 +83,12 @@ def _wait_until_up(endpoint: str, process: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"moto_server did not answer on {endpoint} within {START_TIMEOUT_S} s")
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """``moto_server`` on a free loopback port for the whole session (stopped, process group and all, at the end)."""
+@contextlib.contextmanager
+def running_s3_server(log_dir: Path) -> Iterator[S3Server]:
+    """``moto_server`` on a free loopback port until the block ends (then stopped, process group and all); its
+    output goes to ``log_dir/moto.log``. Also used by ``benchmarks/profiles.py``."""
     port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    log = log_dir / "moto.log"
     program = str(Path(sys.executable).with_name("moto_server"))
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -98,9 +101,16 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     endpoint = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(endpoint, process, log)
-        yield S3Server(endpoint)
+        yield S3Server(endpoint, process.pid)
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """:func:`running_s3_server` for the whole session."""
+    with running_s3_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
 
 
 @pytest.fixture

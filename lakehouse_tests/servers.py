@@ -57,6 +57,7 @@ class PostgresServer:
 
     host: str
     port: int
+    pid: int  # of the postmaster (its process group leads the server's processes)
     user: str = PG_USER
     password: str = PG_PASSWORD
 
@@ -149,12 +150,12 @@ def stop_postgres(process: subprocess.Popen) -> None:
     stop(process)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A PostgreSQL 16 server on a free loopback port for the whole session: a fresh cluster (``initdb``) in a
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL 16 server on a free loopback port until the block ends: a fresh cluster (``initdb``) in a
     temporary folder, superuser :data:`PG_USER` with password :data:`PG_PASSWORD` (scram-sha-256 over TCP), no
     unix socket, durability off (``fsync=off``: a test database need not survive a power cut). Stopped and
-    deleted at the end."""
+    deleted at the end. Also used by ``benchmarks/profiles.py``."""
     # Not under pytest's tmp_path: its parents are private to the user running pytest, and the server may run
     # as another user (module docstring).
     root = Path(tempfile.mkdtemp(prefix="lakehouse-pg-"))
@@ -211,7 +212,7 @@ def postgres_server() -> Iterator[PostgresServer]:
                 cwd=root,
                 start_new_session=True,
             )
-        server = PostgresServer("127.0.0.1", port)
+        server = PostgresServer("127.0.0.1", port, process.pid)
         try:
             _wait_for_postgres(server, process, log)
             yield server
@@ -219,6 +220,13 @@ def postgres_server() -> Iterator[PostgresServer]:
             stop_postgres(process)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """:func:`running_postgres` for the whole session."""
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture
@@ -238,6 +246,7 @@ class MlflowServer:
     uri: str  # the tracking URI clients use (http://127.0.0.1:<port>)
     database: str
     bucket: str
+    pid: int  # of the server's process (its group leader: gunicorn/uvicorn workers are in its group)
     artifacts_prefix: str = "mlflow"
 
 
@@ -259,20 +268,19 @@ def wait_for_http(url: str, name: str, process: subprocess.Popen, log: Path) -> 
     raise RuntimeError(f"{name} did not answer {url} within {START_TIMEOUT_S} s: {log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(
-    postgres_server: PostgresServer, s3_server, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[MlflowServer]:
-    """``mlflow server`` on a free loopback port for the whole session, as the distributed profile runs it
-    (docs/distributed.md): ``MLFLOW_BACKEND_STORE_URI=postgresql+psycopg2://...`` (a fresh database; SQLAlchemy 2.1
-    maps a bare ``postgresql://`` to psycopg 3, which is not installed) and ``MLFLOW_ARTIFACTS_DESTINATION=
-    s3://<fresh bucket>/mlflow`` with ``--serve-artifacts``: only the server holds the object store's credentials
-    (``AWS_*`` plus ``MLFLOW_S3_ENDPOINT_URL``, read by boto3), clients reach artifacts through it."""
+@contextlib.contextmanager
+def running_mlflow_server(postgres_server: PostgresServer, s3_server, log_dir: Path) -> Iterator[MlflowServer]:
+    """``mlflow server`` on a free loopback port until the block ends (output in ``log_dir/mlflow.log``), as the
+    distributed profile runs it (docs/distributed.md): ``MLFLOW_BACKEND_STORE_URI=postgresql+psycopg2://...`` (a
+    fresh database; SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, which is not installed) and
+    ``MLFLOW_ARTIFACTS_DESTINATION=s3://<fresh bucket>/mlflow`` with ``--serve-artifacts``: only the server holds
+    the object store's credentials (``AWS_*`` plus ``MLFLOW_S3_ENDPOINT_URL``, read by boto3), clients reach
+    artifacts through it. Also used by ``benchmarks/profiles.py``."""
     database = postgres_server.new_database()
     bucket = s3_server.new_bucket()
     backend = postgres_server.url(database).replace("postgresql://", "postgresql+psycopg2://", 1)
     port = free_port()
-    log = tmp_path_factory.mktemp("mlflow-server") / "mlflow.log"
+    log = log_dir / "mlflow.log"
     program = str(Path(sys.executable).with_name("mlflow"))
     argv = [
         program,
@@ -307,9 +315,18 @@ def mlflow_server(
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{uri}/health", "mlflow server", process, log)
-        yield MlflowServer(uri, database, bucket)
+        yield MlflowServer(uri, database, bucket, process.pid)
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    postgres_server: PostgresServer, s3_server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MlflowServer]:
+    """:func:`running_mlflow_server` for the whole session."""
+    with running_mlflow_server(postgres_server, s3_server, tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server
 
 
 # --- Dask scheduler and workers ---------------------------------------------------------------------------------
