@@ -162,12 +162,13 @@ def sanity_figures(result: MedallionResult) -> dict:
         elif table is None:
             continue
         elif table == PREDICTIONS:
-            # a single-run backfill reports one materialization per month, each with the run's total
-            out["predictions_rows"] = meta.get("dagster/row_count")
+            # a single-run backfill reports one materialization per month (its own dagster/row_count), each with
+            # the run's total as run_rows
+            out["predictions_rows"] = meta.get("run_rows")
         elif table == FEATURE_DRIFT:
             out["max_psi"] = meta.get("max_psi")  # the newest month of the (last) scoring run
         elif table.layer in ("bronze", "silver") or table in (FLIGHT_FEATURES, ROUTE_DAILY_DELAYS):
-            out[f"{table.layer}_{table.name}_rows"] = meta.get("dagster/row_count")
+            out[f"{table.layer}_{table.name}_rows"] = meta.get("run_rows", meta.get("dagster/row_count"))
             if table.layer == "silver":
                 out[f"silver_{table.name}_quarantined"] = meta.get("rows_quarantined")
     return out

@@ -53,6 +53,16 @@ def built(tmp_path_factory):
         first = materialize_all(settings, instance, selection=NO_ML)
         after_first = {
             "materialized": sorted(instance.get_materialized_partitions(FEATURES_KEY)),
+            "rows_by_month": {
+                table.path: dict(
+                    lake(settings)
+                    .read(table, columns=["flight_month"])
+                    .group_by(pl.col("flight_month").cast(pl.String))
+                    .len()
+                    .iter_rows()
+                )
+                for table in (FLIGHT_FEATURES, ROUTE_DAILY_DELAYS)
+            },
             "tick": tick(settings, instance),
             **{
                 table.path: [
@@ -71,6 +81,21 @@ def test_the_first_run_builds_every_landed_month_in_one_run(built):
     assert after_first["materialized"] == keys
     assert after_first[FLIGHT_FEATURES.path] == after_first[ROUTE_DAILY_DELAYS.path] == keys
     assert isinstance(after_first["tick"], dg.SkipReason)  # nothing is stale
+
+
+def test_each_month_of_a_single_run_backfill_reports_its_own_row_count(built):
+    _, _, first, after_first = built
+    for table in (FLIGHT_FEATURES, ROUTE_DAILY_DELAYS):
+        events = [
+            e.materialization
+            for e in first.get_asset_materialization_events()
+            if e.asset_key == dg.AssetKey(list(table.key))
+        ]
+        reported = {e.partition: e.metadata["dagster/row_count"].value for e in events}
+        by_month = after_first["rows_by_month"][table.path]
+        assert reported == by_month, table.path  # each month its own rows, not the run's total
+        assert len(set(reported.values())) > 1
+        assert {e.metadata["run_rows"].value for e in events} == {sum(by_month.values())}
 
 
 def test_a_new_month_requests_that_month_only_and_then_nothing(built):

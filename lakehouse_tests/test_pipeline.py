@@ -112,6 +112,19 @@ def test_model_is_registered_and_predictions_name_its_version(small_lake):
     assert trained_on.all() and not later.any()
     assert predictions.get_column("model_version").unique().to_list() == [int(champion.version)]
     assert predictions.select(pl.col("probability").is_between(0, 1).all()).item()
+    # one run scored the three months: each month's materialization reports its own rows and its own drift
+    by_month = dict(predictions.group_by(pl.col("flight_month").cast(pl.String)).len().iter_rows())
+    events: dict[str, dict] = {}
+    for e in result.get_asset_materialization_events():
+        metadata = {k: v.value for k, v in e.materialization.metadata.items()}
+        events.setdefault(e.asset_key.to_user_string(), {})[e.partition] = metadata
+    scored = events["gold/flight_delay_predictions"]
+    assert {month: meta["dagster/row_count"] for month, meta in scored.items()} == by_month
+    assert len(set(by_month.values())) == 3
+    drift = events["ml/feature_drift"]
+    assert sorted(drift) == sorted(by_month)
+    assert all(meta["evaluated_month"] == month[:7] for month, meta in drift.items())
+    assert len({meta["max_psi"] for meta in drift.values()}) == 3  # each month its own figure
 
 
 def test_rerun_is_idempotent_and_new_files_are_picked_up(small_lake, tmp_path):

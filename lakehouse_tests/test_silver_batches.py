@@ -1,6 +1,7 @@
 """A silver run costs its batch, not the lake (issue #9): its checks read the bronze files of the batches it consumed
 and the silver partitions it wrote. Proved by removing the data files of everything else: a run that opened them
-would fail."""
+would fail. And its memory is bounded by a group of batches: bronze commits one batch per ``max_batch_rows``,
+silver MERGEs at most ``max_rows_per_merge`` rows at a time, with the same result as one MERGE."""
 
 from pathlib import Path
 
@@ -8,9 +9,13 @@ import dagster as dg
 import polars as pl
 from deltalake import DeltaTable
 
+from lakehouse.bronze.ingest import ingest_source
 from lakehouse.landing import land
 from lakehouse.settings import Settings
-from lakehouse_tests.helpers import location, materialize_all
+from lakehouse.silver.conform import batch_groups
+from lakehouse.sources import SOURCES
+from lakehouse.tables import BRONZE, CHANGED_KEY, Lake, Landing
+from lakehouse_tests.helpers import location, materialize_all, read_table
 
 SELECTION = [dg.AssetKey(["bronze", "flights"]), dg.AssetKey(["silver", "flights"])]
 
@@ -46,3 +51,51 @@ def test_the_second_months_run_reads_neither_the_first_months_bronze_nor_its_sil
     assert accounting["files_checked"] == 1 and first == last  # February's file, the one new batch, only
     assert accounting["rows_in_silver"] == accounting["rows_read"] > 0
     assert pl.read_delta(silver).height > accounting["rows_read"]  # and January is still there
+
+
+def test_batch_groups_bound_the_rows_per_merge_and_keep_the_batch_order():
+    sizes = pl.DataFrame({"_batch_seq": [4, 2, 3, 5, 6], "rows": [10, 30, 50, 200, 5]})
+    assert batch_groups(sizes, 100) == [(2, 4), (5, 5), (6, 6)]  # 90 rows; 200 alone (one file); then 5
+    assert batch_groups(sizes, 1) == [(2, 2), (3, 3), (4, 4), (5, 5), (6, 6)]
+    assert batch_groups(sizes, 10**9) == [(2, 6)]
+    assert batch_groups(sizes.clear(), 100) == []
+
+
+def ingest_months_as_batches(settings: Settings) -> None:
+    """Flights of January to March (day 1) ingested into bronze as three batches, one per file."""
+    land(settings.landing_dir, months=[1, 2, 3], sources=["flights"], max_day=1)
+    lake = Lake(settings.lake_dir)
+    report = ingest_source(lake, Landing(settings.landing_dir), SOURCES["flights"], "b", max_batch_rows=1)
+    assert report.batch_seq == 3
+    assert dict(report.log.select("file_name", "batch_seq").iter_rows()) == {
+        "flights_2013_01.csv": 1,
+        "flights_2013_02.csv": 2,
+        "flights_2013_03.csv": 3,
+    }
+    by_file = lake.read(BRONZE["flights"]).group_by("_source_file").agg(pl.col("_batch_seq").unique())
+    assert sorted(by_file.rows()) == [(f"flights_2013_0{m}.csv", [m]) for m in (1, 2, 3)]
+
+
+def test_silver_merges_batches_in_bounded_groups_with_the_result_of_one_merge(tmp_path):
+    results = {}
+    for cap in (1, 1_000_000):  # one MERGE per batch, or one for all three
+        settings = Settings.from_env(tmp_path / str(cap))
+        ingest_months_as_batches(settings)
+        config = {"ops": {"silver__flights": {"config": {"max_rows_per_merge": cap}}}}
+        with dg.instance_for_test() as instance:
+            result = materialize_all(settings, instance, selection=SELECTION[1:], run_config=config)
+        (materialization,) = [
+            e.materialization for e in result.get_asset_materialization_events() if e.asset_key == SELECTION[1]
+        ]
+        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        history = DeltaTable(location(settings, "silver/flights")).history()
+        merges = [h for h in history if CHANGED_KEY in h]  # the commits of Lake.merge (the first creates the table)
+        results[cap] = (read_table(settings, "silver/flights"), materialization.metadata, checks, len(merges))
+    (bounded, meta_b, checks_b, merges_b), (single, meta_s, checks_s, merges_s) = results[1], results[1_000_000]
+    assert (merges_b, merges_s) == (3, 1), "one commit per group of batches"
+    assert meta_b["merges"].value == 3 and meta_s["merges"].value == 1
+    assert meta_b["consumed_batch_seq"].value == meta_s["consumed_batch_seq"].value == 3
+    assert meta_b["rows_inserted"].value == meta_s["rows_inserted"].value == bounded.height > 2000
+    assert all(checks_b.values()) and checks_b.keys() == checks_s.keys()
+    ignore = ["_updated_at", "_ingested_at"]  # when each lake was written
+    assert bounded.drop(ignore).sort("flight_id").equals(single.drop(ignore).sort("flight_id"))

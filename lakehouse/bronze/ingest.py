@@ -9,7 +9,10 @@ For one source, :func:`ingest_source` lists the landing folder (a local folder o
   compression, a header that is not UTF-8, a required column missing, more than half of its lines bad...) ->
   ``rejected``: copied intact to the source's rejected folder (:meth:`lakehouse.tables.Landing.rejected_dir`)
   with ``<file>.reason.json`` beside it; the landed file itself is left in place;
-* otherwise -> ``ingested``: its rows are appended to ``bronze/<source>`` (a new version of a file
+* otherwise -> ``ingested``: its rows are appended to ``bronze/<source>`` in a **batch**: one Delta commit and
+  one ``_batch_seq`` for consecutive files until they hold ``max_batch_rows`` rows (a larger file is a batch of its
+  own), so a run holds at most about one batch in memory and silver can consume a bounded number of rows per
+  MERGE, while many small files still make few commits (a new version of a file
   with the same name is a correction, and silver upserts its rows over the old ones). A file with a few bad
   lines (wrong number of fields, cut off, an undecodable byte, not a JSON object) is ingested too: each bad line
   is a bronze row with its raw text in ``_corrupt_record`` and the reason in ``_parse_error``, which silver
@@ -20,9 +23,10 @@ file_name, content_hash, size_bytes (Int64, bytes), status, reason, rows (Int64)
 logged_at (Datetime UTC)``. ``rows`` counts every data row of an ingested file, bad lines included (blank
 lines are not rows), so it equals the file's rows in bronze.
 
-Exactly once: bronze rows and the batch sequence number are committed atomically (a Delta ``txn``); the log is
-written after. If a crash falls between the two, the next run rebuilds the missing log rows from bronze
-itself, so a file is never ingested twice.
+Exactly once: a batch's bronze rows and its sequence number are committed atomically (a Delta ``txn``); the log
+rows of its files are written right after (with those of the duplicate and rejected files met before them). If a
+crash falls between the two, the next run rebuilds the missing log rows from bronze itself, so a file is never
+ingested twice.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from lakehouse.folders import Folder
 from lakehouse.sources import SourceSpec
 from lakehouse.tables import BRONZE, INGEST_LOG, Lake, Landing
 
+MAX_BATCH_ROWS = 1_000_000  # bronze rows per batch (commit); bounds ingestion's memory, see the module docstring
 LOG_SCHEMA = pl.Schema(
     {
         "source": pl.String(),
@@ -63,6 +68,9 @@ LOG_SCHEMA = pl.Schema(
 
 @dataclass
 class IngestReport:
+    """What one ingest did: ``log`` (:data:`LOG_SCHEMA`, one row per file met) and ``batch_seq``, the newest
+    batch number the source has after it (one batch per ingested file)."""
+
     source: str
     batch_seq: int
     log: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=LOG_SCHEMA))
@@ -147,11 +155,13 @@ def ingest_source(
     batch_id: str,
     now: datetime | None = None,
     only: list[str] | None = None,
+    max_batch_rows: int = MAX_BATCH_ROWS,
 ) -> IngestReport:
     """Ingest the new files of one source (see module docstring) and return what happened to each.
 
     Args:
         only: restrict to these file names (a sensor's batch); files already logged are still skipped.
+        max_batch_rows: close a bronze batch (one commit) once its files hold at least this many rows.
     """
     now = now or datetime.now(UTC)
     log = _reconcile(lake, spec, now)
@@ -164,6 +174,20 @@ def ingest_source(
     }
     entries: list[dict] = []
     frames: list[pl.DataFrame] = []
+    logs: list[pl.DataFrame] = []
+
+    def flush() -> None:
+        """Commit the pending batch (rows and number atomically), then the log rows of its files."""
+        nonlocal batch_seq
+        if frames:
+            lake.append(BRONZE[spec.name], pl.concat(frames, how="vertical"), progress=batch_seq)
+            frames.clear()
+            batch_seq += 1
+        if entries:
+            logs.append(pl.DataFrame(entries, schema=LOG_SCHEMA))
+            lake.append(INGEST_LOG[spec.name], logs[-1])
+            entries.clear()
+
     wanted = set(only) if only is not None else None
     folder = landing.source(spec.name)
     for file in discover(folder):
@@ -208,16 +232,16 @@ def ingest_source(
             entries.append({**entry, "status": "rejected", "reason": str(err)})
             first_name[digest] = file.name
             continue
+        del payload
         frames.append(rows)
         entries.append({**entry, "status": "ingested", "rows": rows.height, "reason": bad_line_summary(rows)})
         first_name[digest] = file.name
         logged.add((file.name, digest))
-    if frames:
-        lake.append(BRONZE[spec.name], pl.concat(frames, how="vertical"), progress=batch_seq)
-    new_log = pl.DataFrame(entries, schema=LOG_SCHEMA) if entries else pl.DataFrame(schema=LOG_SCHEMA)
-    if entries:
-        lake.append(INGEST_LOG[spec.name], new_log)
-    return IngestReport(source=spec.name, batch_seq=batch_seq, log=new_log)
+        if sum(f.height for f in frames) >= max_batch_rows:
+            flush()
+    flush()
+    new_log = pl.concat(logs) if logs else pl.DataFrame(schema=LOG_SCHEMA)
+    return IngestReport(source=spec.name, batch_seq=batch_seq - 1, log=new_log)
 
 
 def already_handled(lake: Lake, spec: SourceSpec, folder: Folder, names: list[str]) -> set[str]:

@@ -5,7 +5,9 @@ partitions (``flight_month``). A run materializes a range of months in one proce
 one month at a time: it reads the silver flights of the month's context only (:func:`~lakehouse.gold.features.
 month_context`: the month, the 31 days before it and the hour after it, pruned by silver's ``year, month``
 partitions), pinned at one Delta version, and replaces that month's Delta partition (replace-where), recording the
-silver versions it read in the commit. A month therefore costs what the month costs, not what the lake costs.
+silver versions it read in the commit. A month therefore costs what the month costs, not what the lake costs. Each
+month's materialization carries its own figures (``dagster/row_count`` and the month's row of ``months``);
+``run_rows`` and the ``months`` table are the run's.
 
 Which months to run is decided from the lake (:mod:`lakehouse.gold.months`): the gold sensor
 (:mod:`lakehouse.gold.sensors`) and ``lakehouse run`` request the stale months only; from the UI any month or range
@@ -124,11 +126,13 @@ def flight_features(context: dg.AssetExecutionContext, storage: LakehouseStorage
             }
         )
         rows += frame.height
+        # this month's own figures on its materialization (the partitions page); the run's are below
+        context.add_asset_metadata({"dagster/row_count": frame.height, **written[-1]}, partition_key=key)
         context.log.info(f"{FLIGHT_FEATURES.path} {key}: {frame.height:,} flights from {flights.height:,} in context")
     return dg.MaterializeResult(
         metadata={
             "dagster/uri": dg.MetadataValue.path(lake.location(FLIGHT_FEATURES)),
-            "dagster/row_count": rows,
+            "run_rows": rows,
             "delta_version": lake.version(FLIGHT_FEATURES),
             "months": metadata_table(pl.DataFrame(written)),
             "built_from": dg.MetadataValue.json(inputs),
@@ -162,10 +166,11 @@ def route_daily_delays(context: dg.AssetExecutionContext, storage: LakehouseStor
             lake.replace_partition(ROUTE_DAILY_DELAYS, frame, month, inputs)
         written.append({"month": key, "route_days": 0 if frame is None else frame.height})
         rows += 0 if frame is None else frame.height
+        context.add_asset_metadata({"dagster/row_count": written[-1]["route_days"]}, partition_key=key)
     return dg.MaterializeResult(
         metadata={
             "dagster/uri": dg.MetadataValue.path(lake.location(ROUTE_DAILY_DELAYS)),
-            "dagster/row_count": rows,
+            "run_rows": rows,
             "delta_version": lake.version(ROUTE_DAILY_DELAYS),
             "months": metadata_table(pl.DataFrame(written)),
             "built_from": dg.MetadataValue.json(inputs),

@@ -502,6 +502,7 @@ def flight_delay_predictions(
                 "mean_probability": predictions.select(pl.col("probability").mean()).item(),
             }
         )
+        context.add_asset_metadata({"dagster/row_count": predictions.height, **written[-1]}, partition_key=key)
         context.log.info(
             f"{PREDICTIONS.path} {key}: scored {predictions.height:,} flights with {champion.name}@{CHAMPION} "
             f"(v{champion.version})"
@@ -509,7 +510,7 @@ def flight_delay_predictions(
     return dg.MaterializeResult(
         metadata={
             "dagster/uri": dg.MetadataValue.path(lake.location(PREDICTIONS)),
-            "dagster/row_count": sum(int(w["flights"]) for w in written),
+            "run_rows": sum(int(w["flights"]) for w in written),  # each month's own: its dagster/row_count
             "delta_version": lake.version(PREDICTIONS),
             "months": metadata_table(pl.DataFrame(written)),
             "model_version": champion.version,

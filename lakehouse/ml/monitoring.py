@@ -253,6 +253,9 @@ def feature_drift(
     for key, rows, fresh in months:
         _, figures = _check(rows, retraining_policy.drift_psi)
         summaries.append({"partition": key, "evaluated": "now" if fresh else "before", **figures})
+        # each month's materialization carries its own figures (max_psi charted per month on the Plots tab)
+        own = {("evaluated_month" if k == "month" else k): v for k, v in figures.items() if v is not None}
+        context.add_asset_metadata({**own, "evaluated": summaries[-1]["evaluated"]}, partition_key=key)
     newest_key, newest, newest_fresh = months[-1]
     check, figures = _check(newest, retraining_policy.drift_psi)
     metadata: dict = {

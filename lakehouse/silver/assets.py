@@ -1,9 +1,12 @@
 """Silver assets: typed, validated, deduplicated tables upserted (MERGE) on their surrogate key.
 
-Each silver asset processes only the bronze batches it has not consumed yet: the last consumed ``_batch_seq`` is
-committed with the MERGE as a Delta application transaction (the table's ``app_id`` in :mod:`lakehouse.tables`),
-so progress and data can never disagree. Rows failing the source's contract (:mod:`lakehouse.contracts`) go to
-``silver/<source>_quarantine`` (MERGE on file hash and row position, so re-processing is idempotent).
+Each silver asset processes only the bronze batches it has not consumed yet (one batch per landed file), in
+groups of at most ``max_rows_per_merge`` rows (:func:`lakehouse.silver.conform.batch_groups`), one MERGE per
+group, so memory is bounded by a group, not by what landed since the last run: the last consumed ``_batch_seq`` is
+committed with each MERGE as a Delta application transaction (the table's ``app_id`` in :mod:`lakehouse.tables`),
+so progress and data can never disagree, and a run killed between two groups resumes after the last one. Rows
+failing the source's contract (:mod:`lakehouse.contracts`) go to ``silver/<source>_quarantine`` (MERGE on file hash
+and row position, so re-processing is idempotent).
 """
 
 import dagster as dg
@@ -14,7 +17,7 @@ from lakehouse.automation import follow_upstream
 from lakehouse.metadata import asset_key, contract_schema, metadata_table, table_metadata
 from lakehouse.resources import LakehouseStorage
 from lakehouse.silver import checks
-from lakehouse.silver.conform import changed_span, conform
+from lakehouse.silver.conform import SilverBatch, batch_groups, changed_span, conform
 from lakehouse.sources import SOURCES, SourceSpec
 from lakehouse.tables import BRONZE, QUARANTINE, SILVER
 
@@ -24,6 +27,12 @@ class SilverConfig(dg.Config):
         default=0.05,
         description="The blocking check quarantine_share fails when more than this share of a batch's rows is "
         "quarantined: a few bad rows are data, a large share means a broken export or a contract change.",
+    )
+    max_rows_per_merge: int = Field(
+        default=1_000_000,
+        gt=0,
+        description="Most bronze rows conformed and MERGEd at once (whole batches, i.e. files: a larger file is "
+        "one MERGE of its own). Bounds the step's memory; fewer, larger MERGEs are faster.",
     )
 
 
@@ -57,34 +66,55 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         lake = storage.lake
         consumed = lake.consumed_version(table)
-        new = lake.scan(BRONZE[spec.name]).filter(pl.col("_batch_seq") > consumed).collect()
-        rows_read = new.height
-        last_seq = int(new.get_column("_batch_seq").max()) if rows_read else None  # type: ignore[arg-type]
-        batch = conform(new, spec)
-        del new  # only the conformed batch is needed from here on (peak memory)
-        lake.merge(quarantine, batch.quarantine)
-        merge = lake.merge(table, batch.valid, progress=last_seq, changed=changed_span(batch.valid, spec))
-        where = checks.touched_partitions(batch.valid, spec)  # the checks read these partitions, not the lake
-        if batch.quarantine.height:
-            context.log.warning(f"{batch.quarantine.height} {spec.name} rows quarantined")
+        bronze = lake.scan(BRONZE[spec.name]).filter(pl.col("_batch_seq") > consumed)
+        sizes = bronze.group_by("_batch_seq").agg(pl.len().alias("rows")).collect()
+        groups = batch_groups(sizes, config.max_rows_per_merge) or [(consumed + 1, consumed)]  # nothing new: empty
+        rows_read = inserted = updated = superseded = 0
+        last_seq: int | None = None
+        quarantined: list[pl.DataFrame] = []
+        partitions: list[pl.DataFrame] = []
+        for first, last in groups:
+            new = bronze.filter(pl.col("_batch_seq").is_between(first, last)).collect()
+            rows_read += new.height
+            batch = conform(new, spec)
+            del new  # only the conformed batch is needed from here on (peak memory)
+            progress = last if rows_read else None
+            lake.merge(quarantine, batch.quarantine)
+            merge = lake.merge(table, batch.valid, progress=progress, changed=changed_span(batch.valid, spec))
+            last_seq = progress if progress is not None else last_seq
+            inserted += int(merge.get("num_target_rows_inserted", 0))
+            updated += int(merge.get("num_target_rows_updated", 0))
+            superseded += batch.superseded
+            quarantined.append(batch.quarantine.select("_source_file", "_row_number", "failed_checks", "reason"))
+            if spec.partition_by:
+                partitions.append(batch.valid.select(spec.partition_by).unique())
+            del batch
+        totals = SilverBatch(
+            valid=pl.concat(partitions) if partitions else pl.DataFrame(),
+            quarantine=pl.concat(quarantined),
+            superseded=superseded,
+        )
+        where = checks.touched_partitions(totals.valid, spec)  # the checks read these partitions, not the lake
+        if totals.quarantine.height:
+            context.log.warning(f"{totals.quarantine.height} {spec.name} rows quarantined")
         return dg.MaterializeResult(
             metadata=table_metadata(
                 lake,
                 table,
                 schema=contract_schema(spec, lake.scan(table).collect_schema()),
                 bronze_rows_read=rows_read,
-                rows_inserted=int(merge.get("num_target_rows_inserted", 0)),
-                rows_updated=int(merge.get("num_target_rows_updated", 0)),
-                rows_superseded_in_batch=batch.superseded,
-                rows_quarantined=batch.quarantine.height,
+                bronze_batches_read=sizes.height,
+                merges=len(groups) if rows_read else 0,
+                rows_inserted=inserted,
+                rows_updated=updated,
+                rows_superseded_in_batch=superseded,
+                rows_quarantined=totals.quarantine.height,
                 consumed_batch_seq=last_seq if last_seq is not None else consumed,
                 quarantine_table=dg.MetadataValue.path(lake.location(quarantine)),
-                quarantine_sample=metadata_table(
-                    batch.quarantine.select("_source_file", "_row_number", "failed_checks", "reason"), 20
-                ),
+                quarantine_sample=metadata_table(totals.quarantine, 20),
             ),
             check_results=[
-                checks.quarantine_share(batch, rows_read, config.max_quarantine_share),
+                checks.quarantine_share(totals, rows_read, config.max_quarantine_share),
                 checks.surrogate_key_unique(lake.scan(table), spec.surrogate_key, where),
                 checks.row_accounting(lake, spec, since=consumed, where=where),
             ],

@@ -359,6 +359,31 @@ def conform(bronze: pl.DataFrame, spec: SourceSpec, now: datetime | None = None)
     return SilverBatch(valid=valid, quarantine=quarantine.cast(QUARANTINE_SCHEMA), superseded=superseded)
 
 
+def batch_groups(sizes: pl.DataFrame, max_rows: int) -> list[tuple[int, int]]:
+    """Consecutive bronze batches grouped so that silver MERGEs a bounded number of rows at a time.
+
+    Args:
+        sizes: ``_batch_seq`` (Int64) and ``rows`` (rows of that batch), one row per batch.
+        max_rows: most rows per group; a batch larger than that (one file) is a group of its own.
+
+    Returns:
+        ``(first, last)`` batch numbers (inclusive) of each group, in batch order (so later batches, which win
+        over earlier ones on the natural key, are merged after them).
+    """
+    groups: list[tuple[int, int]] = []
+    first = last = None
+    total = 0
+    for seq, rows in sizes.sort("_batch_seq").select("_batch_seq", "rows").iter_rows():
+        if first is not None and total + rows > max_rows:
+            groups.append((first, last))  # type: ignore[arg-type]
+            first, total = None, 0
+        first = seq if first is None else first
+        last, total = seq, total + rows
+    if first is not None:
+        groups.append((first, last))  # type: ignore[arg-type]
+    return groups
+
+
 def changed_span(rows: pl.DataFrame, spec: SourceSpec) -> dict:
     """What a silver commit of ``rows`` touches, recorded in its Delta commit (:meth:`lakehouse.tables.Lake.merge`)
     for the gold months to find what they depend on (:mod:`lakehouse.gold.months`).
