@@ -27,3 +27,22 @@ def pytest_configure(config: pytest.Config) -> None:
 def raw_flights() -> pl.DataFrame:
     """The real flights table, every column as text (tests must not modify it: polars frames are immutable)."""
     return read_raw_table("flights")
+
+
+# Modules that take minutes (measured with `--durations`), started first so that the two xdist workers do not end
+# with one of them alone on a long module; every other module keeps pytest-randomly's order.
+LONG_MODULES = (
+    "test_distributed_topology.py",  # the whole graph through the daemon's sensors: mostly waiting
+    "test_ui_browser.py",
+    "test_crash_safety.py",
+    "test_retraining.py",
+    "test_repair.py",
+    "test_relocate.py",
+    "test_cli.py",
+)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-randomly has shuffled
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the others keep their order

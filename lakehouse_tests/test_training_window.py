@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse.ml.registry import read_training_window
+from lakehouse.ml import training
+from lakehouse.ml.registry import data_fingerprint, read_training_split, read_training_window
 from lakehouse.ml.training import window_months
 from lakehouse.tables import FLIGHT_FEATURES, Lake
 
@@ -23,7 +24,8 @@ def test_the_window_is_the_newest_training_months_plus_validation_and_test():
         window_months(MONTHS, -1)
 
 
-def test_the_window_reads_only_its_partitions(tmp_path):
+def six_months(tmp_path: Path) -> tuple[Lake, int]:
+    """A feature view of six months, two flights each (listed out of time order), with the columns training reads."""
     lake = Lake(str(tmp_path / "lake"))
     for m in range(1, 7):
         month = date(2013, m, 1)
@@ -31,11 +33,44 @@ def test_the_window_reads_only_its_partitions(tmp_path):
             {
                 "flight_id": [f"{m}-a", f"{m}-b"],
                 "flight_month": [month, month],
+                "flight_date": [date(2013, m, 2), date(2013, m, 1)],
                 "sched_dep_utc": [datetime(2013, m, 2, tzinfo=UTC), datetime(2013, m, 1, tzinfo=UTC)],
+                "carrier": ["UA", "AA"],
+                "origin": ["EWR", "JFK"],
+                "dest": ["LAX", "ORD"],
+                **{c: pl.Series([None, None], dtype=pl.Float64) for c in training.NUMERIC},  # nullable ones
+                "month": [float(m), float(m)],  # within the view's check constraints
+                "distance": [100.0, 200.0],
+                training.LABEL: pl.Series([m % 2, 1 - m % 2], dtype=pl.Int8),
+                "not_read_by_training": ["x", "y"],
             }
         )
         lake.replace_partition(FLIGHT_FEATURES, frame, month, {"silver/flights": 0})
-    version = lake.version(FLIGHT_FEATURES)
+    return lake, lake.version(FLIGHT_FEATURES)
+
+
+def test_the_split_is_read_by_parts_and_equals_the_split_of_the_window(tmp_path):
+    lake, version = six_months(tmp_path)
+    for window in (0, 2):
+        rows, months = read_training_window(lake, version, window)
+        split, read = read_training_split(lake, version, window)
+        assert read == months
+        expected = training.time_split(rows)
+        for part in ("train", "valid", "test"):
+            assert getattr(split, part).equals(getattr(expected, part)), part
+        assert (split.train_months, split.valid_month, split.test_month) == (
+            expected.train_months,
+            expected.valid_month,
+            expected.test_month,
+        )
+        # the fingerprint of the parts is that of the window (the idempotency check sees no difference)
+        assert data_fingerprint([split.train, split.valid, split.test]) == data_fingerprint(rows)
+    assert "not_read_by_training" not in split.train.columns  # only the columns training needs are read
+    assert data_fingerprint([split.train, split.valid]) != data_fingerprint(rows)
+
+
+def test_the_window_reads_only_its_partitions(tmp_path):
+    lake, version = six_months(tmp_path)
     # remove the data files of January-March: a read that opened them would fail
     dt = DeltaTable(lake.location(FLIGHT_FEATURES))
     for path in pl.DataFrame(dt.get_add_actions(flatten=True)).get_column("path"):

@@ -68,7 +68,7 @@ from lakehouse.ml.registry import (
     mlflow_params,
     promote,
     read_month,
-    read_training_window,
+    read_training_split,
     register,
     segment_metrics,
     split_metrics,
@@ -231,18 +231,18 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
     reason = context.run.tags.get(RETRAIN_REASON_TAG, "manual")
     versions = lineage_versions(lake)
     features_version = versions[FLIGHT_FEATURES.path]
-    features, months_read = read_training_window(lake, features_version, config.train_window_months)
+    split, months_read = read_training_split(lake, features_version, config.train_window_months)
+    parts = (split.train, split.valid, split.test)  # in time order: together, the months read
     client = registry.client()
 
     code = code_version()
     settings = training_settings(config.params(), config.seed, config.num_boost_round, config.early_stopping_rounds)
-    data_digest = data_fingerprint(features)  # the months read (the whole view, or the window)
+    data_digest = data_fingerprint(parts)  # the months read (the whole view, or the window)
     fingerprint = training_fingerprint(data_digest, code, settings)
     unchanged = None if config.force_retrain else unchanged_champion(client, name, fingerprint)
     if unchanged is not None:
         return _unchanged_result(context, unchanged, name, reason, fingerprint, data_digest, features_version)
 
-    split = training.time_split(features)
     model = train_from_env(  # in this process, or with lightgbm.dask when LAKEHOUSE_TRAINING=dask
         split,
         params=config.params(),
@@ -261,7 +261,6 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
         split,
         model,
         versions,
-        features,
         config.num_boost_round,
         config.early_stopping_rounds,
         code,
@@ -352,7 +351,7 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
             "gold_flight_features_version": features_version,
             "train_window_months": config.train_window_months,
             "months_read": len(months_read),
-            "rows_read": features.height,
+            "rows_read": sum(part.height for part in parts),
             "training_cost": _cost_text(config.train_window_months, len(months_read)),
             "data_versions": dg.MetadataValue.json(versions),
             "features": ", ".join(training.FEATURES),

@@ -34,7 +34,7 @@ import polars as pl
 from lakehouse.metadata import asset_key, metadata_table, table_metadata
 from lakehouse.ml import checks, drift, plots, training
 from lakehouse.ml.assets import CHAMPION_KEY, FEATURES_KEY
-from lakehouse.ml.registry import RegisteredModel, load_champion, read_month, read_months
+from lakehouse.ml.registry import RegisteredModel, load_champion, read_months
 from lakehouse.partitions import MONTHS, month_of_key
 from lakehouse.resources import LakehouseStorage, ModelRegistry, RetrainingPolicy
 from lakehouse.tables import FEATURE_DRIFT, FLIGHT_FEATURES, Lake
@@ -62,6 +62,12 @@ EVALUATION_SCHEMA = pl.Schema(
 )
 
 
+def monitored_columns(champion: RegisteredModel) -> list[str]:
+    """The feature view's columns drift needs: the champion's features (its inputs), the label and ``flight_date``
+    (only those are read: a sample of the training months costs their columns, not the view's)."""
+    return ["flight_date", *champion.params["features"].split(","), training.LABEL]
+
+
 def reference_sample(lake: Lake, champion: RegisteredModel) -> tuple[pl.DataFrame, dict]:
     """The champion's training rows (gold at the Delta version its training run recorded, its training months'
     ``flight_month`` partitions only), sampled to at most ``drift.MAX_SAMPLE_ROWS`` rows with a fixed seed
@@ -70,7 +76,8 @@ def reference_sample(lake: Lake, champion: RegisteredModel) -> tuple[pl.DataFram
     Read once per run, whatever the number of months evaluated."""
     ref_version = int(champion.params["gold_flight_features_version"])
     train_months = champion.params["train_months"].split(",")
-    reference = read_months(lake, [date.fromisoformat(f"{m}-01") for m in train_months], ref_version)
+    first_days = [date.fromisoformat(f"{m}-01") for m in train_months]
+    reference = read_months(lake, first_days, ref_version, monitored_columns(champion))
     window = {
         "model_name": champion.name,
         "champion_version": champion.version,
@@ -87,7 +94,7 @@ def reference_sample(lake: Lake, champion: RegisteredModel) -> tuple[pl.DataFram
 def current_sample(lake: Lake, champion: RegisteredModel, month: date, version: int) -> tuple[pl.DataFrame, dict]:
     """One month of the gold feature view at ``version`` (its partition only), sampled and scored like
     :func:`reference_sample`; and the current fields of :data:`EVALUATION_SCHEMA` plus ``current_window_rows``."""
-    current = read_month(lake, month, version)
+    current = read_months(lake, [month], version, monitored_columns(champion))
     window = {
         "current_month": f"{month:%Y-%m}",
         "current_start": current.get_column("flight_date").min(),

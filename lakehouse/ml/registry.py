@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -141,16 +142,21 @@ def read_features(lake: Lake, version: int | None = None) -> tuple[pl.DataFrame,
     return lake.read(FLIGHT_FEATURES, version=version).sort("sched_dep_utc", "flight_id"), version
 
 
-def read_months(lake: Lake, months: list[date], version: int) -> pl.DataFrame:
+ROW_ORDER = ["sched_dep_utc", "flight_id"]
+TRAINING_COLUMNS = ["flight_id", "flight_date", "sched_dep_utc", *training.FEATURES, training.LABEL]
+"""The feature view's columns a training reads: its row order, the month split (``flight_date``), the model's
+inputs and label (everything :func:`data_fingerprint` hashes, so reading only these changes no fingerprint)."""
+
+
+def read_months(lake: Lake, months: list[date], version: int, columns: list[str] | None = None) -> pl.DataFrame:
     """The gold feature view's rows of ``months`` (first days) at ``version``, reading their ``flight_month`` Delta
     partitions only (the read costs those months, not the lake), in :func:`read_features`' row order; empty (with
-    the view's columns) for months it does not hold."""
-    return (
-        lake.scan(FLIGHT_FEATURES, version=version)
-        .filter(pl.col("flight_month").is_in(months))
-        .collect()
-        .sort("sched_dep_utc", "flight_id")
-    )
+    the view's columns) for months it does not hold. ``columns`` (default all) limits the columns read (Parquet
+    projection: memory grows with the columns kept); the row-order columns are always read."""
+    scan = lake.scan(FLIGHT_FEATURES, version=version).filter(pl.col("flight_month").is_in(months))
+    if columns is not None:
+        scan = scan.select(list(dict.fromkeys([*columns, *ROW_ORDER])))
+    return scan.collect().sort(ROW_ORDER)
 
 
 def read_month(lake: Lake, month: date, version: int) -> pl.DataFrame:
@@ -161,10 +167,40 @@ def read_month(lake: Lake, month: date, version: int) -> pl.DataFrame:
 def read_training_window(lake: Lake, version: int, train_window_months: int) -> tuple[pl.DataFrame, list[str]]:
     """The rows of the gold feature view (at ``version``) a training reads (:func:`read_months` of
     :func:`lakehouse.ml.training.window_months`, found in the Delta log, so the months outside the window are never
-    opened); and those months (``YYYY-MM``)."""
+    opened; :data:`TRAINING_COLUMNS` only); and those months (``YYYY-MM``)."""
     present = sorted(f"{p['flight_month'][:7]}" for p in lake.partitions(FLIGHT_FEATURES, version=version))
     months = training.window_months(present, train_window_months)
-    return read_months(lake, [date.fromisoformat(f"{m}-01") for m in months], version), months
+    first_days = [date.fromisoformat(f"{m}-01") for m in months]
+    return read_months(lake, first_days, version, TRAINING_COLUMNS), months
+
+
+def read_training_split(lake: Lake, version: int, train_window_months: int) -> tuple[training.Split, list[str]]:
+    """The time split of :func:`lakehouse.ml.training.time_split` over the months :func:`read_training_window`
+    reads, each part read from its own months' partitions (:data:`TRAINING_COLUMNS`), so the whole window is never
+    held beside its split: peak memory is the training months, not twice the window. Equals
+    ``time_split(read_training_window(...)[0])`` (the months of the Delta partitions are those of the rows'
+    ``flight_date``: ``flight_month`` is derived from it); returns the split and the months read (``YYYY-MM``).
+
+    Raises:
+        ValueError: fewer than three months.
+    """
+    present = sorted(f"{p['flight_month'][:7]}" for p in lake.partitions(FLIGHT_FEATURES, version=version))
+    months = training.window_months(present, train_window_months)
+    if len(months) < 3:
+        raise ValueError(f"a time-based split needs at least 3 months of flights, got {months}")
+
+    def read(names: list[str]) -> pl.DataFrame:
+        return read_months(lake, [date.fromisoformat(f"{m}-01") for m in names], version, TRAINING_COLUMNS)
+
+    split = training.Split(
+        train=read(months[:-2]),
+        valid=read([months[-2]]),
+        test=read([months[-1]]),
+        train_months=months[:-2],
+        valid_month=months[-2],
+        test_month=months[-1],
+    )
+    return split, months
 
 
 def lineage_versions(lake: Lake) -> dict[str, int]:
@@ -208,16 +244,19 @@ def code_version() -> str:
 # --- idempotent training ----------------------------------------------------------------------------------------
 
 
-def data_fingerprint(frame: pl.DataFrame) -> str:
+def data_fingerprint(frame: pl.DataFrame | Sequence[pl.DataFrame]) -> str:
     """sha256 of what training reads from ``frame``: ``flight_id``, ``flight_date``, the model features and the
     label (names, dtypes and every row's values, in the frame's order; callers sort it, see
     :func:`read_features`). Other gold columns do not count, nor does the Delta version: a rewrite of gold with the
-    same content has the same fingerprint. Row hashes are polars' ``hash_rows``, stable within one polars version,
-    so the polars version is part of the digest."""
-    columns = [c for c in ["flight_id", "flight_date", *training.FEATURES, training.LABEL] if c in frame.columns]
-    selected = frame.select(columns)
-    digest = hashlib.sha256(f"polars {pl.__version__}; {list(selected.schema.items())}".encode())
-    digest.update(selected.hash_rows(seed=0).to_numpy().tobytes())
+    same content has the same fingerprint. Row hashes are polars' ``hash_rows`` (each row's hash depends on its
+    values only), stable within one polars version, so the polars version is part of the digest. A sequence of
+    frames (the parts of a split, in order) has the fingerprint of their concatenation."""
+    parts = [frame] if isinstance(frame, pl.DataFrame) else list(frame)
+    columns = [c for c in ["flight_id", "flight_date", *training.FEATURES, training.LABEL] if c in parts[0].columns]
+    schema = list(parts[0].select(columns).schema.items())
+    digest = hashlib.sha256(f"polars {pl.__version__}; {schema}".encode())
+    for part in parts:
+        digest.update(part.select(columns).hash_rows(seed=0).to_numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -597,7 +636,6 @@ def training_config(
     split: training.Split,
     model: training.TrainedModel,
     versions: dict[str, int],
-    features: pl.DataFrame,
     num_boost_round: int,
     early_stopping_rounds: int,
     code: str,
@@ -618,7 +656,7 @@ def training_config(
         "test_month": split.test_month,
         "data_versions": versions,
         "train_end_date": str(split.train.get_column("flight_date").max()),
-        "data_end_date": str(features.get_column("flight_date").max()),
+        "data_end_date": str(split.test.get_column("flight_date").max()),  # the test month is the newest read
         "best_iteration": model.best_iteration,
         "lightgbm_version": lgb.__version__,
         "polars_version": pl.__version__,
