@@ -69,7 +69,7 @@ LOG_SCHEMA = pl.Schema(
 @dataclass
 class IngestReport:
     """What one ingest did: ``log`` (:data:`LOG_SCHEMA`, one row per file met) and ``batch_seq``, the newest
-    batch number the source has after it (one batch per ingested file)."""
+    batch number the source has after it (one batch per ``max_batch_rows`` rows of ingested files)."""
 
     source: str
     batch_seq: int

@@ -1,6 +1,6 @@
 """Silver assets: typed, validated, deduplicated tables upserted (MERGE) on their surrogate key.
 
-Each silver asset processes only the bronze batches it has not consumed yet (one batch per landed file), in
+Each silver asset processes only the bronze batches it has not consumed yet (a batch: landed files up to a row cap), in
 groups of at most ``max_rows_per_merge`` rows (:func:`lakehouse.silver.conform.batch_groups`), one MERGE per
 group, so memory is bounded by a group, not by what landed since the last run: the last consumed ``_batch_seq`` is
 committed with each MERGE as a Delta application transaction (the table's ``app_id`` in :mod:`lakehouse.tables`),
