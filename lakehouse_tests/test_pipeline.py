@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 import mlflow
+import numpy as np
 import polars as pl
 import pytest
 from deltalake import DeltaTable
@@ -13,7 +14,9 @@ from mlflow.tracking import MlflowClient
 
 from lakehouse.definitions import ALL_ASSETS, build_definitions
 from lakehouse.landing import land
-from lakehouse.resources import ModelRegistry
+from lakehouse.ml.monitoring import reference_sample
+from lakehouse.ml.registry import PREDICTION, load_champion, load_drift_reference
+from lakehouse.resources import ModelRegistry, build_resources
 from lakehouse.settings import Settings
 from lakehouse.silver.checks import row_accounting
 from lakehouse.sources import SOURCES
@@ -226,3 +229,23 @@ def test_a_run_with_nothing_new_changes_no_table_and_registers_nothing(small_lak
     assert not changed, changed
     assert len(MlflowClient().search_model_versions(f"name='{MODEL_NAME}'")) == versions_before
     assert again.months == [] and again.scored == []  # nothing stale, nothing to score: no partitioned run at all
+
+
+def test_drift_reads_the_sample_the_training_run_logged_not_the_training_months(small_lake, tmp_path, monkeypatch):
+    settings, _, _ = small_lake
+    registry = build_resources(settings)["registry"]
+    champion = load_champion(registry)
+    assert champion is not None
+    logged = load_drift_reference(registry.client(), champion.run_id)
+    assert logged is not None
+    sample, window = reference_sample(Lake(str(tmp_path / "no-lake-here")), champion, registry)  # lake not opened
+    # what drift reads for a model without the logged sample: the training months at the recorded version
+    monkeypatch.setattr("lakehouse.ml.monitoring.load_drift_reference", lambda client, run_id: None)
+    read, read_window = reference_sample(Lake(settings.lake_dir), champion, registry)
+    assert read_window["reference_source"] == "training months" and window["reference_source"] == "logged sample"
+    assert sample.height == read.height > 1000
+    columns = [c for c in sample.columns if c != PREDICTION]
+    assert sample.select(columns).equals(read.select(columns))  # the same rows, in the same order
+    np.testing.assert_allclose(sample[PREDICTION].to_numpy(), read[PREDICTION].to_numpy(), rtol=0, atol=1e-12)
+    for key in ("reference_start", "reference_end", "reference_window_rows"):
+        assert window[key] == read_window[key], key

@@ -60,8 +60,10 @@ from lakehouse.ml.registry import (
     data_fingerprint,
     decision_record,
     decision_tags,
+    drift_reference,
     lineage_versions,
     load_champion,
+    log_drift_reference,
     log_pngs,
     log_pyfunc,
     log_training_data,
@@ -277,6 +279,7 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: ModelConfig) -
     mlf.log_metrics({**metrics, **{f"champion_test_{k}": v for k, v in comparison.champion_metrics.items()}})
     log_training_data(lake, split, features_version)
     mlflow.log_dict(record, CONFIG_ARTIFACT)
+    log_drift_reference(*drift_reference(model, split))  # drift then reads a sample, not the training months
     segments = segment_metrics(split.test, scores["test"])
     mlflow.log_text(segments.write_csv(), SEGMENTS_ARTIFACT)
     pngs = {

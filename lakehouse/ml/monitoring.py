@@ -34,14 +34,13 @@ import polars as pl
 from lakehouse.metadata import asset_key, metadata_table, table_metadata
 from lakehouse.ml import checks, drift, plots, training
 from lakehouse.ml.assets import CHAMPION_KEY, FEATURES_KEY
-from lakehouse.ml.registry import RegisteredModel, load_champion, read_months
+from lakehouse.ml.registry import PREDICTION, RegisteredModel, load_champion, load_drift_reference, read_months
 from lakehouse.partitions import MONTHS, month_of_key
 from lakehouse.resources import LakehouseStorage, ModelRegistry, RetrainingPolicy
 from lakehouse.tables import FEATURE_DRIFT, FLIGHT_FEATURES, Lake
 
 DRIFT_KEY = asset_key(FEATURE_DRIFT)
 DRIFT_EXEMPT = ["month"]
-PREDICTION = "prediction"
 _YM = pl.col("flight_date").dt.strftime("%Y-%m")
 
 EVALUATION_SCHEMA = pl.Schema(
@@ -68,24 +67,41 @@ def monitored_columns(champion: RegisteredModel) -> list[str]:
     return ["flight_date", *champion.params["features"].split(","), training.LABEL]
 
 
-def reference_sample(lake: Lake, champion: RegisteredModel) -> tuple[pl.DataFrame, dict]:
-    """The champion's training rows (gold at the Delta version its training run recorded, its training months'
-    ``flight_month`` partitions only), sampled to at most ``drift.MAX_SAMPLE_ROWS`` rows with a fixed seed
+def reference_sample(lake: Lake, champion: RegisteredModel, registry: ModelRegistry) -> tuple[pl.DataFrame, dict]:
+    """The champion's training rows sampled to at most ``drift.MAX_SAMPLE_ROWS`` rows with a fixed seed
     (:func:`lakehouse.ml.drift.sample_rows`), with a ``prediction`` column (the champion's P(is_late), Float64);
     and the reference fields of :data:`EVALUATION_SCHEMA` plus ``reference_window_rows`` (rows before sampling).
-    Read once per run, whatever the number of months evaluated."""
+    Read once per run, whatever the number of months evaluated.
+
+    The sample its training run logged (:func:`lakehouse.ml.registry.log_drift_reference`) when there is one: a run
+    then reads at most ``MAX_SAMPLE_ROWS`` rows, whatever the training window. Otherwise (a model trained before that
+    artifact existed) the training months are read from gold at the Delta version the training run recorded
+    (their ``flight_month`` partitions only) and sampled the same way: the same rows."""
     ref_version = int(champion.params["gold_flight_features_version"])
     train_months = champion.params["train_months"].split(",")
-    first_days = [date.fromisoformat(f"{m}-01") for m in train_months]
-    reference = read_months(lake, first_days, ref_version, monitored_columns(champion))
-    window = {
+    window: dict = {
         "model_name": champion.name,
         "champion_version": champion.version,
         "reference_months": ",".join(train_months),
+        "reference_features_version": ref_version,
+    }
+    logged = load_drift_reference(registry.client(), champion.run_id)
+    if logged is not None:
+        reference, recorded = logged
+        window |= {
+            "reference_start": date.fromisoformat(recorded["reference_start"]),
+            "reference_end": date.fromisoformat(recorded["reference_end"]),
+            "reference_window_rows": int(recorded["reference_window_rows"]),
+            "reference_source": "logged sample",
+        }
+        return reference, window
+    first_days = [date.fromisoformat(f"{m}-01") for m in train_months]
+    reference = read_months(lake, first_days, ref_version, monitored_columns(champion))
+    window |= {
         "reference_start": reference.get_column("flight_date").min(),
         "reference_end": reference.get_column("flight_date").max(),
-        "reference_features_version": ref_version,
         "reference_window_rows": reference.height,
+        "reference_source": "training months",
     }
     reference = drift.sample_rows(reference)
     return reference.with_columns(pl.Series(PREDICTION, champion.predict(reference), dtype=pl.Float64)), window
@@ -231,7 +247,7 @@ def feature_drift(
             months.append((key, previous, False))
             continue
         if reference is None:
-            reference, reference_window = reference_sample(lake, champion)
+            reference, reference_window = reference_sample(lake, champion, registry)
         current, current_window = current_sample(lake, champion, month, version)
         report = evaluate_drift(reference, current, features)
         window = {**reference_window, **current_window}

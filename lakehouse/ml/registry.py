@@ -48,8 +48,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 from sklearn.metrics import roc_auc_score
 
+from lakehouse.ml import drift, training
 from lakehouse.ml import model as pyfunc_model
-from lakehouse.ml import training
 from lakehouse.resources import ModelRegistry
 from lakehouse.settings import REPO_ROOT
 from lakehouse.tables import FLIGHT_FEATURES, MODEL_DECISIONS, SILVER, Lake, Table
@@ -172,6 +172,49 @@ def read_training_window(lake: Lake, version: int, train_window_months: int) -> 
     months = training.window_months(present, train_window_months)
     first_days = [date.fromisoformat(f"{m}-01") for m in months]
     return read_months(lake, first_days, version, TRAINING_COLUMNS), months
+
+
+PREDICTION = "prediction"  # the champion's P(is_late) in drift samples (a monitored column)
+DRIFT_REFERENCE_ARTIFACT = "drift_reference.parquet"
+DRIFT_REFERENCE_WINDOW_ARTIFACT = "drift_reference.json"
+
+
+def drift_reference(model: training.TrainedModel, split: training.Split) -> tuple[pl.DataFrame, dict]:
+    """The drift reference of a new model: its training rows sampled as drift samples them
+    (:func:`lakehouse.ml.drift.sample_rows`, fixed seed: the rows :func:`load_drift_reference`'s fallback would
+    read and sample), ``flight_date``, the features and the label, plus :data:`PREDICTION` (the model's P(is_late),
+    Float64); and the window it was drawn from (``reference_start``, ``reference_end`` as ISO dates,
+    ``reference_window_rows``)."""
+    sample = drift.sample_rows(split.train).select("flight_date", *training.FEATURES, training.LABEL)
+    scores = training.predict(model.booster, sample, model.encoding)
+    window = {
+        "reference_start": str(split.train.get_column("flight_date").min()),
+        "reference_end": str(split.train.get_column("flight_date").max()),
+        "reference_window_rows": split.train.height,
+    }
+    return sample.with_columns(pl.Series(PREDICTION, scores, dtype=pl.Float64)), window
+
+
+def log_drift_reference(reference: pl.DataFrame, window: dict) -> None:
+    """Log :func:`drift_reference` as artifacts of the active MLflow run, so that drift reads a sample of at most
+    ``drift.MAX_SAMPLE_ROWS`` rows per run instead of the training months (O(sample), not O(training window))."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / DRIFT_REFERENCE_ARTIFACT
+        reference.write_parquet(path)
+        mlflow.log_artifact(str(path))
+    mlflow.log_dict(window, DRIFT_REFERENCE_WINDOW_ARTIFACT)
+
+
+def load_drift_reference(client: MlflowClient, run_id: str) -> tuple[pl.DataFrame, dict] | None:
+    """The drift reference logged by the training run ``run_id`` (:func:`log_drift_reference`), None when that run
+    logged none (models trained before it existed: drift then reads their training months)."""
+    names = {a.path for a in client.list_artifacts(run_id)}
+    if not {DRIFT_REFERENCE_ARTIFACT, DRIFT_REFERENCE_WINDOW_ARTIFACT} <= names:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        frame = pl.read_parquet(client.download_artifacts(run_id, DRIFT_REFERENCE_ARTIFACT, tmp))
+        window = json.loads(Path(client.download_artifacts(run_id, DRIFT_REFERENCE_WINDOW_ARTIFACT, tmp)).read_text())
+    return frame, window
 
 
 def read_training_split(lake: Lake, version: int, train_window_months: int) -> tuple[training.Split, list[str]]:
