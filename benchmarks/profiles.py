@@ -50,11 +50,13 @@ import psutil
 from benchmarks.measure import CLK_TCK, cpu_ticks
 from benchmarks.report import GIB
 from benchmarks.run import RESULTS, ROOT, run_child, wait_for_idle
+from lakehouse.resources import ModelRegistry
 
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 CASES: dict[str, dict] = {"slice": {"months": [1, 2, 3], "max_day": 2}, "1x": {"months": list(range(1, 13))}}
 PROGRAMS = ("floor", "embedded", "distributed")
 SAMPLE_S = 0.25
+MODEL_NAME = ModelRegistry.model_fields["model_name"].default
 
 
 def group_pss(pgid: int) -> int:
@@ -129,7 +131,7 @@ def same_work(env: dict[str, str]) -> dict:
         "from lakehouse.tables import BY_PATH, Lake\n"
         "s = Settings.from_env()\n"
         "c = MlflowClient(tracking_uri=s.mlflow_tracking_uri, registry_uri=s.mlflow_tracking_uri)\n"
-        "v = c.get_model_version_by_alias('flight_delay_lgbm', 'champion')\n"
+        f"v = c.get_model_version_by_alias({MODEL_NAME!r}, 'champion')\n"
         "print(json.dumps({'silver_flights': Lake(s.lake_dir).row_count(BY_PATH['silver/flights']),\n"
         "                  'test_roc_auc': c.get_run(v.run_id).data.metrics['test_roc_auc']}))\n"
     )

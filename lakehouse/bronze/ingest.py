@@ -174,14 +174,16 @@ def ingest_source(
     }
     entries: list[dict] = []
     frames: list[pl.DataFrame] = []
+    pending_rows = 0
     logs: list[pl.DataFrame] = []
 
     def flush() -> None:
         """Commit the pending batch (rows and number atomically), then the log rows of its files."""
-        nonlocal batch_seq
+        nonlocal batch_seq, pending_rows
         if frames:
             lake.append(BRONZE[spec.name], pl.concat(frames, how="vertical"), progress=batch_seq)
             frames.clear()
+            pending_rows = 0
             batch_seq += 1
         if entries:
             logs.append(pl.DataFrame(entries, schema=LOG_SCHEMA))
@@ -234,10 +236,11 @@ def ingest_source(
             continue
         del payload
         frames.append(rows)
+        pending_rows += rows.height
         entries.append({**entry, "status": "ingested", "rows": rows.height, "reason": bad_line_summary(rows)})
         first_name[digest] = file.name
         logged.add((file.name, digest))
-        if sum(f.height for f in frames) >= max_batch_rows:
+        if pending_rows >= max_batch_rows:
             flush()
     flush()
     new_log = pl.concat(logs) if logs else pl.DataFrame(schema=LOG_SCHEMA)

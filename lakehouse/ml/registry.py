@@ -164,14 +164,23 @@ def read_month(lake: Lake, month: date, version: int) -> pl.DataFrame:
     return read_months(lake, [month], version)
 
 
-def read_training_window(lake: Lake, version: int, train_window_months: int) -> tuple[pl.DataFrame, list[str]]:
-    """The rows of the gold feature view (at ``version``) a training reads (:func:`read_months` of
-    :func:`lakehouse.ml.training.window_months`, found in the Delta log, so the months outside the window are never
-    opened; :data:`TRAINING_COLUMNS` only); and those months (``YYYY-MM``)."""
+def training_months(lake: Lake, version: int, train_window_months: int) -> list[str]:
+    """The months (``YYYY-MM``) a training reads: :func:`lakehouse.ml.training.window_months` of the feature
+    view's partitions at ``version``, found in the Delta log (no data file is opened)."""
     present = sorted(f"{p['flight_month'][:7]}" for p in lake.partitions(FLIGHT_FEATURES, version=version))
-    months = training.window_months(present, train_window_months)
-    first_days = [date.fromisoformat(f"{m}-01") for m in months]
-    return read_months(lake, first_days, version, TRAINING_COLUMNS), months
+    return training.window_months(present, train_window_months)
+
+
+def read_training_months(lake: Lake, months: list[str], version: int) -> pl.DataFrame:
+    """:data:`TRAINING_COLUMNS` of the feature view's ``months`` (``YYYY-MM``) at ``version``, their partitions only."""
+    return read_months(lake, [date.fromisoformat(f"{m}-01") for m in months], version, TRAINING_COLUMNS)
+
+
+def read_training_window(lake: Lake, version: int, train_window_months: int) -> tuple[pl.DataFrame, list[str]]:
+    """The rows of the gold feature view (at ``version``) a training reads (:func:`training_months`, so the months
+    outside the window are never opened; :data:`TRAINING_COLUMNS` only); and those months (``YYYY-MM``)."""
+    months = training_months(lake, version, train_window_months)
+    return read_training_months(lake, months, version), months
 
 
 PREDICTION = "prediction"  # the champion's P(is_late) in drift samples (a monitored column)
@@ -227,18 +236,13 @@ def read_training_split(lake: Lake, version: int, train_window_months: int) -> t
     Raises:
         ValueError: fewer than three months.
     """
-    present = sorted(f"{p['flight_month'][:7]}" for p in lake.partitions(FLIGHT_FEATURES, version=version))
-    months = training.window_months(present, train_window_months)
+    months = training_months(lake, version, train_window_months)
     if len(months) < 3:
         raise ValueError(f"a time-based split needs at least 3 months of flights, got {months}")
-
-    def read(names: list[str]) -> pl.DataFrame:
-        return read_months(lake, [date.fromisoformat(f"{m}-01") for m in names], version, TRAINING_COLUMNS)
-
     split = training.Split(
-        train=read(months[:-2]),
-        valid=read([months[-2]]),
-        test=read([months[-1]]),
+        train=read_training_months(lake, months[:-2], version),
+        valid=read_training_months(lake, [months[-2]], version),
+        test=read_training_months(lake, [months[-1]], version),
         train_months=months[:-2],
         valid_month=months[-2],
         test_month=months[-1],
