@@ -199,17 +199,20 @@ def train(
     and a fixed thread count are part of :data:`DEFAULT_PARAMS`, and the caller sorts rows (Delta does not
     guarantee a row order).
     """
-    params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
+    # data_random_seed explicitly: a Dataset built from a lightgbm.Sequence draws its bin-construction sample with
+    # Dataset.get_params(), which keeps dataset parameters only and drops ``seed``, so it would sample with
+    # data_random_seed's default (1) where a matrix derives it from ``seed`` (docs/stack-notes.md, "LightGBM").
+    params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed, "data_random_seed": seed}
     encoding = fit_encoding(split.train)
     train_set = lgb.Dataset(
-        training_matrix(split.train, encoding),
+        MatrixBatches(split.train, encoding),
         label=split.train.get_column(LABEL).to_numpy(),
         feature_name=FEATURES,
         categorical_feature=CATEGORICAL,
         free_raw_data=True,
     )
     valid_set = lgb.Dataset(
-        training_matrix(split.valid, encoding),
+        MatrixBatches(split.valid, encoding),
         label=split.valid.get_column(LABEL).to_numpy(),
         feature_name=FEATURES,
         categorical_feature=CATEGORICAL,
@@ -237,9 +240,60 @@ def training_matrix(frame: pl.DataFrame, encoding: dict[str, list[str]]) -> np.n
     return np.ascontiguousarray(design_matrix(frame, encoding).to_numpy(), dtype=np.float64)
 
 
+PREDICT_BATCH_ROWS = 1_000_000
+
+
 def predict(model_booster: lgb.Booster, frame: pl.DataFrame, encoding: dict[str, list[str]]) -> np.ndarray:
-    """Probability of ``is_late`` per row of a feature frame (float64 array)."""
-    return np.asarray(model_booster.predict(training_matrix(frame, encoding)), dtype=np.float64)
+    """Probability of ``is_late`` per row of a feature frame (float64 array), scored :data:`PREDICT_BATCH_ROWS` rows
+    at a time so that the float64 matrix of at most one batch exists at once (LightGBM scores each row on its own:
+    the result does not depend on the batching)."""
+    if frame.height == 0:
+        return np.empty(0, dtype=np.float64)
+    return np.concatenate(
+        [
+            np.asarray(model_booster.predict(training_matrix(batch, encoding)), dtype=np.float64)
+            for batch in frame.iter_slices(PREDICT_BATCH_ROWS)
+        ]
+    )
+
+
+class MatrixBatches(lgb.Sequence):
+    """A feature frame's :func:`training_matrix` handed to LightGBM :data:`batch_size` rows at a time
+    (``lightgbm.Sequence``), so that building a ``lightgbm.Dataset`` never holds a float64 copy of the whole frame:
+    the Dataset keeps only its binned values (one byte or less per value), and the float64 matrix of one batch
+    exists at a time.
+
+    LightGBM (4.7, ``basic.py``: ``Dataset.__init_from_seqs``) first reads its bin-construction sample row by row
+    (``seq[i]``, indices increasing; the same indices ``LGBM_DatasetCreateFromMat`` draws for a matrix), then every
+    row in order by slices (``seq[a:b]``). A row access therefore converts the batch it falls in once and keeps it
+    until the next batch is reached. The Dataset built is the one the whole matrix gives (a test compares the
+    models).
+    """
+
+    batch_size = 65_536
+
+    def __init__(self, frame: pl.DataFrame, encoding: dict[str, list[str]]) -> None:
+        self._frame = frame
+        self._encoding = encoding
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self._frame.height
+
+    def __getitem__(self, index: int | slice | list[int]) -> np.ndarray:
+        if isinstance(index, list):  # part of the Sequence interface; LightGBM 4.7 does not call it
+            return np.stack([self[i] for i in index]) if index else np.empty((0, len(FEATURES)))
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                raise IndexError(f"only contiguous slices are read, got step {step}")
+            return training_matrix(self._frame.slice(start, max(stop - start, 0)), self._encoding)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"row {index} of {len(self)}")
+        batch, offset = divmod(index % len(self), self.batch_size)
+        if self._cached is None or self._cached[0] != batch:
+            self._cached = (batch, self[batch * self.batch_size : (batch + 1) * self.batch_size])
+        return self._cached[1][offset]
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
