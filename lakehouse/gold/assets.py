@@ -40,9 +40,9 @@ def _calendar_months(lo: date, hi: date) -> list[tuple[int, int]]:
     return out
 
 
-def silver_flights_between(lake: Lake, version: int, lo, hi) -> pl.DataFrame:
+def silver_flights_between(lake: Lake, version: int, lo, hi, columns: list[str] | None = None) -> pl.DataFrame:
     """Silver flights (at Delta ``version``) scheduled in ``[lo, hi)`` UTC, reading only the ``year, month``
-    partitions of the local months that span covers."""
+    partitions of the local months that span covers; ``columns`` only when given (default all)."""
     months = _calendar_months(
         (lo - timedelta(days=1)).date(), (hi + timedelta(days=1)).date()
     )  # local months around a UTC span: a day of margin each side covers any UTC offset
@@ -51,6 +51,7 @@ def silver_flights_between(lake: Lake, version: int, lo, hi) -> pl.DataFrame:
         lake.scan(SILVER["flights"], version=version)
         .filter(in_months)
         .filter(pl.col("sched_dep_utc").is_between(lo, hi, closed="left"))
+        .select(columns or pl.all())
         .collect()
     )
 
@@ -104,7 +105,7 @@ def flight_features(context: dg.AssetExecutionContext, storage: LakehouseStorage
     for key in _month_keys(context):
         month = month_of_key(key)
         lo, hi = features.month_context(month)
-        flights = silver_flights_between(lake, inputs["silver/flights"], lo, hi)
+        flights = silver_flights_between(lake, inputs["silver/flights"], lo, hi, features.INPUT_COLUMNS)
         weather_lo = lo - features.WEATHER_AVAILABLE_AFTER - features.WEATHER_TOLERANCE
         weather = _weather_between(lake, inputs["silver/weather"], weather_lo, hi)
         start, end = features.month_bounds(month)
@@ -129,6 +130,7 @@ def flight_features(context: dg.AssetExecutionContext, storage: LakehouseStorage
         # this month's own figures on its materialization (the partitions page); the run's are below
         context.add_asset_metadata({"dagster/row_count": frame.height, **written[-1]}, partition_key=key)
         context.log.info(f"{FLIGHT_FEATURES.path} {key}: {frame.height:,} flights from {flights.height:,} in context")
+        del flights, weather, frame  # before the next month's read: one month's frames at a time
     return dg.MaterializeResult(
         metadata={
             "dagster/uri": dg.MetadataValue.path(lake.location(FLIGHT_FEATURES)),

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -103,11 +104,13 @@ CRUISE_MILES_PER_MINUTE = 7.5
 # Columns derived from the flight's tail number (FAA registry and rotation), see impute_missing_tails.
 TAIL_COLUMNS = ["plane_age", "seats", "engines", *ROTATION_COLUMNS]
 
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 _GROUP_STRIDE = 1_000_000_000  # minutes; keeps the composite (group, minute) keys of two groups apart
 
 
-def label(flights: pl.DataFrame) -> pl.DataFrame:
-    """Add ``outcome`` (String) and ``is_late`` (Int8) to silver flights (see module docstring)."""
+def label(flights: Frame) -> Frame:
+    """Add ``outcome`` (String) and ``is_late`` (Int8) to silver flights (see module docstring); a DataFrame or a
+    LazyFrame."""
     outcome = (
         pl.when(pl.col("dep_time").is_null())
         .then(pl.lit("cancelled"))
@@ -419,12 +422,32 @@ def rotation(flights: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+INPUT_COLUMNS = [
+    "flight_id",
+    "flight_date",
+    "sched_dep_utc",
+    "year",
+    "month",
+    "sched_dep_time",
+    "carrier",
+    "flight",
+    "origin",
+    "dest",
+    "distance",
+    "tailnum",
+    "dep_time",
+    "dep_delay",
+    "arr_delay",
+    "air_time",
+]
+"""The silver flights columns the feature view reads (a reader may project to these)."""
+
+
 def flight_features(flights: pl.DataFrame, weather: pl.DataFrame, planes: pl.DataFrame) -> pl.DataFrame:
     """The gold feature view: one row per silver flight with a scheduled departure.
 
     Args:
-        flights: silver flights (needs ``flight_id, flight_date, sched_dep_utc, year, month, sched_dep_time,
-            carrier, flight, origin, dest, distance, tailnum, dep_time, dep_delay, arr_delay, air_time``).
+        flights: silver flights (needs :data:`INPUT_COLUMNS`).
         weather: silver weather (``origin, time_hour`` and :data:`WEATHER_COLUMNS`).
         planes: silver planes (``tailnum, year, seats, engines``).
 
@@ -433,15 +456,46 @@ def flight_features(flights: pl.DataFrame, weather: pl.DataFrame, planes: pl.Dat
         partition), sched_dep_utc (Datetime UTC)``, the features of the module docstring,
         ``outcome`` and ``is_late``; sorted by ``sched_dep_utc, flight_id``.
     """
+    return _features(flights, weather, planes, None)
+
+
+def _with_plane(frame: pl.DataFrame, planes: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (with ``tailnum, year``) plus ``seats, engines`` and ``plane_age`` from the FAA registry."""
+    plane = planes.select("tailnum", pl.col("year").alias("plane_year"), "seats", "engines")
+    return (
+        frame.join(plane, on="tailnum", how="left", maintain_order="left")
+        .with_columns((pl.col("year") - pl.col("plane_year")).cast(pl.Int16).alias("plane_age"))
+        .drop("plane_year")
+    )
+
+
+def _features(
+    flights: pl.DataFrame,
+    weather: pl.DataFrame,
+    planes: pl.DataFrame,
+    keep: tuple[datetime, datetime] | None,
+) -> pl.DataFrame:
+    """:func:`flight_features` of the flights scheduled in ``keep`` (``[start, end)`` UTC; None: every flight),
+    computed from all of ``flights``.
+
+    Memory: the per-flight parts (rates, departures, rotation) are computed over all of ``flights`` but kept for the
+    rows of ``keep`` only, aligned to them and concatenated once, so the frame of the output's width exists for the
+    kept rows and once, not for the whole context and once per part.
+    """
     labelled = (
-        label(flights.filter(pl.col("sched_dep_utc").is_not_null()))
+        flights.lazy()
+        .filter(pl.col("sched_dep_utc").is_not_null())
+        .pipe(label)
         .sort("sched_dep_utc", "flight_id")
         .with_row_index("_row")
+        .collect()
     )
+    # Sorted by sched_dep_utc, so the kept flights are the rows [first, last) of labelled.
+    first, last = (0, labelled.height) if keep is None else _row_range(labelled, keep)
     # The per-flight parts carry the row number in place of flight_id: joining on it is ~4x faster than on the
     # String UUID, and it is dropped at the end.
     numbered = labelled.with_columns(pl.col("_row").alias("flight_id"))
-    base = labelled.select(
+    base = labelled.slice(first, last - first).select(
         "_row",
         "flight_id",
         "flight_date",
@@ -461,7 +515,7 @@ def flight_features(flights: pl.DataFrame, weather: pl.DataFrame, planes: pl.Dat
     obs = weather.select(
         "origin", (pl.col("time_hour") + WEATHER_AVAILABLE_AFTER).alias("weather_time"), *WEATHER_COLUMNS
     ).sort("weather_time")
-    with_weather = base.sort("sched_dep_utc").join_asof(
+    with_weather = base.join_asof(  # base is sorted by sched_dep_utc (a slice of labelled)
         obs,
         left_on="sched_dep_utc",
         right_on="weather_time",
@@ -470,27 +524,50 @@ def flight_features(flights: pl.DataFrame, weather: pl.DataFrame, planes: pl.Dat
         tolerance=WEATHER_TOLERANCE,
         check_sortedness=False,
     )
-    plane = planes.select("tailnum", pl.col("year").alias("plane_year"), "seats", "engines")
-    by_flight = [
-        rolling_late_rates(numbered, ["carrier"], "carrier", (*ROLLING_WINDOWS, SAME_DAY_WINDOW)),
-        rolling_late_rates(numbered, ["origin", "dest"], "route", (*ROLLING_WINDOWS, SAME_DAY_WINDOW)),
-        rolling_late_rates(numbered, ["origin"], "origin", (SAME_DAY_WINDOW,)),
-        rolling_late_rates(numbered, ["carrier", "flight"], "flight", ("28d",)),
-        recent_departures(numbered, "origin", "origin"),
-        recent_departures(numbered, "carrier", "carrier"),
-        recent_departures(numbered, "dest", "dest"),
-        waiting_departures(numbered, "origin", "origin"),
-        waiting_departures(numbered, "carrier", "carrier"),
-        scheduled_around(numbered, "origin", "origin"),
-        rotation(numbered),
-    ]
-    out = with_weather.join(plane, on="tailnum", how="left").with_columns(
-        (pl.col("year") - pl.col("plane_year")).cast(pl.Int16).alias("plane_age")
+    del base
+    tails = rotation(numbered)  # over the whole context: the donors of impute_missing_tails need it too
+    donors = _with_plane(
+        labelled.select("_row", "flight_id", "carrier", "origin", "sched_dep_utc", "tailnum", "year").filter(
+            pl.col("tailnum").is_not_null()
+        ),
+        planes,
+    ).join(tails.rename({"flight_id": "_row"}), on="_row", how="left")
+    per_flight = (  # (function, arguments after the flights): the parts of the module docstring
+        (rolling_late_rates, (["carrier"], "carrier", (*ROLLING_WINDOWS, SAME_DAY_WINDOW))),
+        (rolling_late_rates, (["origin", "dest"], "route", (*ROLLING_WINDOWS, SAME_DAY_WINDOW))),
+        (rolling_late_rates, (["origin"], "origin", (SAME_DAY_WINDOW,))),
+        (rolling_late_rates, (["carrier", "flight"], "flight", ("28d",))),
+        (recent_departures, ("origin", "origin")),
+        (recent_departures, ("carrier", "carrier")),
+        (recent_departures, ("dest", "dest")),
+        (waiting_departures, ("origin", "origin")),
+        (waiting_departures, ("carrier", "carrier")),
+        (scheduled_around, ("origin", "origin")),
     )
-    for part in by_flight:
-        out = out.join(part.rename({"flight_id": "_row"}), on="_row", how="left")
-    out = impute_missing_tails(out.drop("_row", "year", "plane_year", "weather_time")).drop("tailnum")
+    del labelled
+    rows = with_weather.select("_row")
+
+    def kept(part: pl.DataFrame) -> pl.DataFrame:
+        """The kept rows of a context-wide part (keyed ``flight_id`` = row number), aligned to the output's rows."""
+        part = part.rename({"flight_id": "_row"}).filter(pl.col("_row").is_between(first, last, closed="left"))
+        return rows.join(part, on="_row", how="left", maintain_order="left").drop("_row")
+
+    aligned = [kept(function(numbered, *args)) for function, args in per_flight]  # one context-wide part at a time
+    aligned.append(kept(tails))
+    del numbered, tails
+    out = pl.concat([_with_plane(with_weather, planes), *aligned], how="horizontal")
+    del with_weather, aligned
+    out = impute_missing_tails(out.drop("_row", "year", "weather_time"), donors).drop("tailnum")
     return out.select(pl.exclude(LABEL_COLUMNS), *LABEL_COLUMNS).sort("sched_dep_utc", "flight_id")
+
+
+def _row_range(labelled: pl.DataFrame, span: tuple[datetime, datetime]) -> tuple[int, int]:
+    """``[first, last)``: the rows of ``labelled`` (sorted by ``sched_dep_utc``) scheduled in ``span``."""
+    start, end = span
+    counts = labelled.select(
+        (pl.col("sched_dep_utc") < start).sum().alias("first"), (pl.col("sched_dep_utc") < end).sum().alias("last")
+    ).row(0)
+    return int(counts[0]), int(counts[1])
 
 
 def month_bounds(month: date) -> tuple[datetime, datetime]:
@@ -532,11 +609,12 @@ def month_features(flights: pl.DataFrame, weather: pl.DataFrame, planes: pl.Data
     """
     lo, hi = month_context(month)
     start, end = month_bounds(month)
-    context = flights.filter(pl.col("sched_dep_utc").is_between(lo, hi, closed="left"))
     earliest = lo - WEATHER_AVAILABLE_AFTER - WEATHER_TOLERANCE
     seen = weather.filter(pl.col("time_hour").is_between(earliest, hi, closed="left"))
-    out = flight_features(context, seen, planes)
-    return out.filter(pl.col("sched_dep_utc").is_between(start, end, closed="left"))
+    context = pl.col("sched_dep_utc").is_between(lo, hi, closed="left")
+    # no copy when the caller read the context only (the gold asset does)
+    within = flights if flights.select(context.all()).item() else flights.filter(context)
+    return _features(within, seen, planes, (start, end))
 
 
 def affected_span(changed: pl.DataFrame) -> tuple[datetime, datetime] | None:
@@ -548,7 +626,7 @@ def affected_span(changed: pl.DataFrame) -> tuple[datetime, datetime] | None:
     return None if lo is None else (lo - LOOKAHEAD, hi + LOOKBACK)
 
 
-def impute_missing_tails(features: pl.DataFrame) -> pl.DataFrame:
+def impute_missing_tails(features: pl.DataFrame, donors_from: pl.DataFrame | None = None) -> pl.DataFrame:
     """Give a flight without a tail number the :data:`TAIL_COLUMNS` of the flight of the same carrier and origin
     with a tail number scheduled last at or before it, at most :data:`LOOKBACK` before (hot-deck imputation; null
     without one).
@@ -557,10 +635,15 @@ def impute_missing_tails(features: pl.DataFrame) -> pl.DataFrame:
     cancelled; 9E, UA and US record no tail for any cancelled flight), so leaving these columns null would tell
     the model the flight's own outcome. The donor's values were known at its scheduled departure, hence before
     ours, and carry nothing of our flight's outcome.
+
+    ``donors_from``: the flights donors are taken from (``flight_id, carrier, origin, sched_dep_utc, tailnum`` and
+    :data:`TAIL_COLUMNS`), when ``features`` holds only some of the flights (one month of its context);
+    default ``features`` itself.
     """
     has_tail = pl.col("tailnum").is_not_null()
     donors = (  # one donor per carrier, origin and minute (the greatest flight_id), so the choice is reproducible
-        features.filter(has_tail)
+        (features if donors_from is None else donors_from)
+        .filter(has_tail)
         .sort("sched_dep_utc", "flight_id")
         .unique(["carrier", "origin", "sched_dep_utc"], keep="last", maintain_order=True)
         .select("carrier", "origin", pl.col("sched_dep_utc").alias("_donor_dep"), *TAIL_COLUMNS)
