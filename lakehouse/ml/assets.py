@@ -69,7 +69,7 @@ from lakehouse.ml.registry import (
     log_training_data,
     mlflow_params,
     promote,
-    read_month,
+    read_months,
     read_training_split,
     register,
     segment_metrics,
@@ -445,12 +445,15 @@ PREDICTIONS_SCHEMA = pl.Schema(
 )
 
 
+SCORED_COLUMNS = ["flight_id", "flight_date", "flight_month", "sched_dep_utc"]  # what a prediction row keeps
+
+
 def score_month(features: pl.DataFrame, champion: RegisteredModel, scored_at: datetime) -> pl.DataFrame:
     """The champion's predictions of one month of the feature view: :data:`PREDICTIONS_SCHEMA`, one row per row
     of ``features`` (``probability`` = P(is_late) in [0, 1]; ``in_training_window``: the flight is on or before
     the last day the champion was trained on, so its score is in-sample)."""
     return (
-        features.select("flight_id", "flight_date", "flight_month", "sched_dep_utc")
+        features.select(SCORED_COLUMNS)
         .with_columns(
             pl.Series("probability", champion.predict(features), dtype=pl.Float64),
             (pl.col("flight_date") <= champion.train_end_date).alias("in_training_window"),
@@ -494,7 +497,8 @@ def flight_delay_predictions(
     written = []
     for key in context.partition_keys:
         month = month_of_key(key)
-        predictions = score_month(read_month(lake, month, features_version), champion, scored_at)
+        columns = [*SCORED_COLUMNS, *champion.input_columns]
+        predictions = score_month(read_months(lake, [month], features_version, columns), champion, scored_at)
         lake.replace_partition(PREDICTIONS, predictions, month, inputs)
         written.append(
             {

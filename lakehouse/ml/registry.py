@@ -119,11 +119,31 @@ class RegisteredModel:
         """P(is_late) (float64) per row of a gold feature frame, through the registered pyfunc: the columns of its
         signature are handed over as pandas (:func:`model_input`; the other columns are not, so MLflow does not
         warn about them)."""
-        if frame.is_empty():
-            return np.empty(0, dtype=np.float64)
+        return pyfunc_scores(self.pyfunc, frame)
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The gold columns the model reads (its signature's inputs), in order."""
         signature = self.pyfunc.metadata.signature
         assert signature is not None, f"{self.name} v{self.version} has no signature (checked when loaded)"
-        return probabilities(self.pyfunc, model_input(frame, signature))
+        return [c["name"] for c in signature.inputs.to_dict()]
+
+
+def pyfunc_scores(pyfunc: PyFuncModel, frame: pl.DataFrame) -> np.ndarray:
+    """P(is_late) (float64) per row of a gold feature frame through a lakehouse pyfunc with a signature, handed over
+    :data:`lakehouse.ml.training.PREDICT_BATCH_ROWS` rows at a time (:func:`model_input`), so that the pandas copy
+    and the model's float64 matrix exist for one batch at once (each row is scored on its own: the result does not
+    depend on the batching)."""
+    if frame.is_empty():
+        return np.empty(0, dtype=np.float64)
+    signature = pyfunc.metadata.signature
+    assert signature is not None, "a lakehouse pyfunc is logged with a signature"
+    return np.concatenate(
+        [
+            probabilities(pyfunc, model_input(batch, signature))
+            for batch in frame.iter_slices(training.PREDICT_BATCH_ROWS)
+        ]
+    )
 
 
 def probabilities(pyfunc: PyFuncModel, rows: pd.DataFrame) -> np.ndarray:
@@ -153,15 +173,16 @@ def read_months(lake: Lake, months: list[date], version: int, columns: list[str]
     partitions only (the read costs those months, not the lake), in :func:`read_features`' row order; empty (with
     the view's columns) for months it does not hold. ``columns`` (default all) limits the columns read (Parquet
     projection: memory grows with the columns kept); the row-order columns are always read."""
-    scan = lake.scan(FLIGHT_FEATURES, version=version).filter(pl.col("flight_month").is_in(months))
+    scan = lake.scan(FLIGHT_FEATURES, version=version)
     if columns is not None:
-        scan = scan.select(list(dict.fromkeys([*columns, *ROW_ORDER])))
-    return scan.collect().sort(ROW_ORDER)
-
-
-def read_month(lake: Lake, month: date, version: int) -> pl.DataFrame:
-    """One month of :func:`read_months`."""
-    return read_months(lake, [month], version)
+        scan = scan.select(list(dict.fromkeys([*columns, *ROW_ORDER, "flight_month"])))
+    if not months:
+        return scan.head(0).collect().select(columns or pl.all())
+    # Month by month, each sorted, concatenated without a copy: the months are disjoint ranges of sched_dep_utc in
+    # order (flight_month is the local month of the scheduled departure), so this is the order of one sort of all,
+    # without a second copy of all the rows during a sort.
+    parts = [scan.filter(pl.col("flight_month") == month).collect().sort(ROW_ORDER) for month in sorted(months)]
+    return pl.concat(parts, rechunk=False).select(columns or pl.all())
 
 
 def training_months(lake: Lake, version: int, train_window_months: int) -> list[str]:
@@ -422,7 +443,7 @@ def log_pyfunc(model: training.TrainedModel, holdout: pl.DataFrame, holdout_scor
             pip_requirements=pip_requirements(),
         )
     logged = mlflow.pyfunc.load_model(info.model_uri)
-    scores = probabilities(logged, model_input(holdout, signature))
+    scores = pyfunc_scores(logged, holdout)
     if not np.array_equal(scores, holdout_scores):
         raise RuntimeError(
             f"the logged pyfunc {info.model_uri} scores the holdout differently from the trained booster "
