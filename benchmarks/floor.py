@@ -309,8 +309,9 @@ def monitor(lake: Lake, model_dir: Path) -> float:
     return float(report.filter(pl.col("monitored")).get_column("psi").max())
 
 
-def run(landing_dir: str | Path, lake_dir: str | Path, clock: StepClock) -> dict:
-    """Run the five stages (module docstring), timing each unit of work in ``clock``; return sanity figures."""
+def run(landing_dir: str | Path, lake_dir: str | Path, clock: StepClock, train_window_months: int = 0) -> dict:
+    """Run the five stages (module docstring), timing each unit of work in ``clock``; return sanity figures.
+    ``train_window_months``: the months training reads (:func:`lakehouse.ml.training.window_months`)."""
     landing, lake = Landing(str(Path(landing_dir).resolve())), Lake(str(Path(lake_dir).resolve()))
     now, batch_id = datetime.now(UTC), str(uuid.uuid4())
     out: dict = {}
@@ -340,7 +341,11 @@ def run(landing_dir: str | Path, lake_dir: str | Path, clock: StepClock) -> dict
     model_dir = Path(lake_dir) / "model"  # not a table: the floor's stand-in for the MLflow model registry
     with clock.step("ml/flight_delay_model", "train"):
         gold_version = lake.version(FLIGHT_FEATURES)
-        split = training.time_split(read_features(lake, gold_version))
+        features = read_features(lake, gold_version)
+        months = features.select(pl.col("flight_date").dt.strftime("%Y-%m").unique()).to_series().to_list()
+        window = training.window_months(months, train_window_months)
+        split = training.time_split(features.filter(pl.col("flight_date").dt.strftime("%Y-%m").is_in(window)))
+        del features
         model = training.train(split, seed=SEED)  # params default to training.DEFAULT_PARAMS, as ModelConfig's
         valid = training.evaluate(
             split.valid.get_column(training.LABEL).to_numpy(),
@@ -395,13 +400,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--landing", required=True, help="landing zone root (read only)")
     parser.add_argument("--lake", required=True, help="empty folder for the Delta tables")
     parser.add_argument("--out", required=True, help="JSON file for the measurements")
+    parser.add_argument(
+        "--train-window-months",
+        type=int,
+        default=0,
+        help="train on the newest N training months (plus validation and test), as the model's "
+        "train_window_months; 0 = every month",
+    )
     args = parser.parse_args(argv)
     atexit.register(gc.freeze)  # skip the interpreter's last full GC at exit, as the pipeline does (lakehouse.cli)
 
     sampler = RssSampler().start()
     clock = StepClock()
     t0 = time.perf_counter()
-    checks = run(args.landing, args.lake, clock)
+    checks = run(args.landing, args.lake, clock, args.train_window_months)
     run_s = time.perf_counter() - t0
     sampler.stop()
     write_json(

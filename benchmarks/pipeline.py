@@ -248,6 +248,13 @@ def create_stores(work: Path, out: str) -> int:
     return 0
 
 
+def model_config(train_window_months: int) -> dict | None:
+    """The run config setting the model's ``train_window_months`` (None for the default, every month)."""
+    if not train_window_months:
+        return None
+    return {"ops": {"ml__flight_delay_model": {"config": {"train_window_months": train_window_months}}}}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.split("\n\n")[0])
     parser.add_argument("--landing", required=True, help="landing zone root (read only)")
@@ -261,6 +268,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs launched by the webserver, sensors and schedules: a fresh process per step); "
         "forkserver (multiprocess, steps forked from a server that preloaded "
         "lakehouse.definitions)",
+    )
+    parser.add_argument(
+        "--train-window-months",
+        type=int,
+        default=0,
+        help="the model's train_window_months (run config of ml/flight_delay_model); 0 = every month",
     )
     parser.add_argument("--no-attribution", action="store_true", help="do not wrap functions to attribute time")
     parser.add_argument(
@@ -305,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result = run_multiprocess(instance, args.executor, lake, stack)
             else:
                 assert defs is not None
-                result = materialize_medallion(defs, instance, lake)
+                result = materialize_medallion(defs, instance, lake, run_config=model_config(args.train_window_months))
         sampler.stop()
         if not result.success:
             raise SystemExit("a lakehouse run failed; see the log")

@@ -83,8 +83,21 @@ def representative(runs: list[dict]) -> dict:
 
 
 def pair(case: dict) -> tuple[dict, dict]:
-    """The representative floor and pipeline (in-process) runs of a case."""
+    """The representative floor and pipeline (in-process) runs of a case (one with a floor: :func:`has_floor`)."""
     return representative(case["runs"]["floor"]), representative(case["runs"]["pipeline"])
+
+
+def has_floor(case: dict) -> bool:
+    """Whether the floor completed in this case (it is killed above the memory cap, ``floor_killed``)."""
+    return bool(case["runs"]["floor"])
+
+
+def floor_killed_text(case: dict) -> str:
+    killed = case["floor_killed"]
+    return (
+        f"floor: did not complete, killed after {killed['wall_s']:.0f} s when its RSS went above the cap of "
+        f"{killed['cap_gib']:.1f} GiB (the bare floor holds whole tables; it cannot finish this scale in that memory)"
+    )
 
 
 def different_checks(floor: dict, pipe: dict) -> list[str]:
@@ -137,6 +150,13 @@ def verdicts(cases: list[dict], imports: dict[str, float]) -> list[str]:
     out = []
     by_label = {c["label"]: c for c in cases}
     for case in cases:
+        if not has_floor(case):
+            pipe = representative(case["runs"]["pipeline"])
+            out.append(
+                f"{case['label']}: pipeline peak RSS {pipe['ru_maxrss_bytes'] / GIB:.2f} GiB, wall "
+                f"{pipe['process_wall_s']:.0f} s; {floor_killed_text(case)}"
+            )
+            continue
         if case["scale"] < 10 or case["max_day"] is not None:
             continue
         floor, pipe = pair(case)
@@ -147,7 +167,7 @@ def verdicts(cases: list[dict], imports: dict[str, float]) -> list[str]:
             f"peak RSS {mem:.2f}x ({'met' if mem <= TARGET_RATIO else 'MISSED'}); target <= {TARGET_RATIO}x"
         )
     for label in ("slice", "1x"):
-        if label not in by_label:
+        if label not in by_label or not has_floor(by_label[label]):
             continue
         case = by_label[label]
         floor, pipe = pair(case)
@@ -172,7 +192,7 @@ def verdicts(cases: list[dict], imports: dict[str, float]) -> list[str]:
     full = next((s for label, s in imports.items() if label.startswith("pipeline")), None)
     if bare is not None and full is not None:
         out.append(f"imports: lakehouse.definitions {full:.1f} s vs bare stack {bare:.1f} s (+{full - bare:.1f} s)")
-    for case in cases:
+    for case in filter(has_floor, cases):
         floor, pipe = pair(case)
         mismatched = different_checks(floor["checks"], pipe["checks"])
         if mismatched:
@@ -276,6 +296,29 @@ def case_table(case: dict) -> Table:
     return Table("stage", CASE_COLUMNS, tuple(rows))
 
 
+PIPELINE_COLUMNS = (Column("wall s"), Column("peak RSS GiB"), Column("others CPU-s", digits=1))
+
+
+def pipeline_table(case: dict) -> Table:
+    """Per-stage and per-process figures of the pipeline alone (a case whose floor did not complete)."""
+    pipe = representative(case["runs"]["pipeline"])
+    rows = [
+        Row(stage, (p["wall_s"], p["peak_rss_bytes"] / GIB, p["other_cpu_s"]))
+        for stage in (*STAGES, *sorted(set(pipe["stages"]) - set(STAGES)))
+        if (p := pipe["stages"].get(stage))
+    ]
+    rows += [
+        Row("sum of stages", (steps_s(pipe), None, None), strong=True),
+        Row(
+            "process, end to end",
+            (pipe["process_wall_s"], pipe["ru_maxrss_bytes"] / GIB, pipe["other_cpu_s"]),
+            strong=True,
+        ),
+        Row("process CPU time (user + sys)", (pipe["cpu_s"], None, None)),
+    ]
+    return Table("stage (pipeline)", PIPELINE_COLUMNS, tuple(rows))
+
+
 def case_notes(case: dict) -> list[str]:
     """Attribution, executor comparisons and the same-work check of one case."""
     floor, pipe = pair(case)
@@ -331,7 +374,7 @@ FIXED_COST_ROWS = (  # (key of fixed_cost(), row name, total?)
 
 def fixed_cost_table(cases: Sequence[dict]) -> Table | None:
     """:func:`fixed_cost` of every case with attribution, one column per case (None when no case has it)."""
-    measured = [c for c in cases if pair(c)[1].get("attribution")]
+    measured = [c for c in cases if has_floor(c) and pair(c)[1].get("attribution")]
     if not measured:
         return None
     splits = [fixed_cost(c) for c in measured]
@@ -378,7 +421,12 @@ def build_report(results: dict) -> Report:
                 tables=(Table("imports", (Column("s"),), tuple(Row(label, (s,)) for label, s in imports.items())),),
             )
         )
-    sections += [Section(case_title(c), tables=(case_table(c),), notes=tuple(case_notes(c))) for c in cases]
+    sections += [
+        Section(case_title(c), tables=(case_table(c),), notes=tuple(case_notes(c)))
+        if has_floor(c)
+        else Section(case_title(c), tables=(pipeline_table(c),), notes=(floor_killed_text(c),))
+        for c in cases
+    ]
     fixed = fixed_cost_table(cases)
     if fixed is not None:
         sections.append(

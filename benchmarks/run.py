@@ -49,6 +49,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -149,13 +150,50 @@ def wait_for_idle(min_idle: float, max_wait_s: float) -> dict:
     return {"waited_s": time.perf_counter() - t0, "idle_share": share}
 
 
-def run_child(module: str, args: list[str], log: Path, out: Path) -> dict:
+class MemoryCapExceeded(RuntimeError):
+    """A child went above the memory cap and was killed (``wall_s``: seconds from its start to the kill)."""
+
+    def __init__(self, message: str, wall_s: float) -> None:
+        super().__init__(message)
+        self.wall_s = wall_s
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process ``pid`` now (``/proc/<pid>/statm``), 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return 0
+
+
+def wait_capped(pid: int, max_rss_bytes: float | None, poll_s: float = 0.1) -> tuple[int, os.struct_rusage, bool]:
+    """``os.wait4`` for child ``pid``; with ``max_rss_bytes``, its RSS is read every ``poll_s`` seconds and the child
+    is killed (SIGKILL) the first time it is above: a run that would not fit is stopped before it pushes the machine
+    into swap or the OOM killer. Returns the wait status, the rusage and whether it was killed."""
+    if max_rss_bytes is None:
+        _, status, usage = os.wait4(pid, 0)
+        return status, usage, False
+    killed = False
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return status, usage, killed
+        if not killed and rss_bytes(pid) > max_rss_bytes:
+            os.kill(pid, signal.SIGKILL)
+            killed = True
+        time.sleep(poll_s)
+
+
+def run_child(module: str, args: list[str], log: Path, out: Path, max_rss_bytes: float | None = None) -> dict:
     """Run ``python -m module args`` in a fresh process; return its JSON plus ``process_wall_s`` (seconds,
     interpreter start to exit), ``cpu_s`` (user + system CPU seconds of the child), ``ru_maxrss_bytes`` (peak RSS
     of the child, from ``wait4``) and ``other_cpu_s`` (CPU seconds used by *other* processes on the machine
-    meanwhile: a measure of how much the figures were disturbed).
+    meanwhile: a measure of how much the figures were disturbed). With ``max_rss_bytes`` the child is killed the
+    first time its RSS is above it (:func:`wait_capped`).
 
     Raises:
+        MemoryCapExceeded: the child went above ``max_rss_bytes``.
         RuntimeError: the child failed (its output is in ``log``).
     """
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -170,10 +208,14 @@ def run_child(module: str, args: list[str], log: Path, out: Path) -> dict:
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
-        _, status, usage = os.wait4(proc.pid, 0)
+        status, usage, killed = wait_capped(proc.pid, max_rss_bytes)
         wall = time.perf_counter() - t0
         busy1, _ = cpu_ticks()
         proc.returncode = os.waitstatus_to_exitcode(status)
+    if killed:
+        raise MemoryCapExceeded(
+            f"{module} killed after {wall:.0f} s: its RSS went above {max_rss_bytes / GIB:.1f} GiB; see {log}", wall
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"{module} exited with {proc.returncode}; see {log}")
     result = json.loads(out.read_text())
@@ -217,9 +259,13 @@ def run_case(
     min_idle: float,
     max_wait_s: float,
     multiprocess: bool = False,
+    max_rss_gib: float | None = None,
+    train_window_months: int = 0,
 ) -> dict:
     """Build the landing zone of one case, then run floor and pipeline ``repeat`` times each (and, with
-    ``multiprocess``, the pipeline once more with Dagster's multiprocess executor)."""
+    ``multiprocess``, the pipeline once more with Dagster's multiprocess executor). With ``max_rss_gib`` a process
+    is killed when its RSS goes above it: a floor killed is recorded (``floor_killed``: seconds, cap) and the case
+    goes on; a pipeline killed fails the benchmark."""
     work = Path(tempfile.mkdtemp(prefix=f"lakehouse-bench-{label}-", dir=tmp))
     try:
         t0 = time.perf_counter()
@@ -231,12 +277,14 @@ def run_case(
             flush=True,
         )
         runs: dict[str, list[dict]] = {"floor": [], "pipeline": []}
+        floor_killed = None
+        window = ["--train-window-months", str(train_window_months)] if train_window_months else []
         plan = [
             (i, kind, module, extra)
             for i in range(repeat)
             for kind, module, extra in (
-                ("floor", "benchmarks.floor", ["--lake"]),
-                ("pipeline", "benchmarks.pipeline", ["--work"]),
+                ("floor", "benchmarks.floor", [*window, "--lake"]),
+                ("pipeline", "benchmarks.pipeline", [*window, "--work"]),
             )
         ]
         if multiprocess:
@@ -261,7 +309,14 @@ def run_case(
                     ["--landing", str(work / "landing"), *extra, str(target)],
                     logs / f"{label}-{kind}-{i}.log",
                     work / f"{kind}-{i}.json",
+                    max_rss_gib * GIB if max_rss_gib else None,
                 )
+            except MemoryCapExceeded as err:
+                if kind != "floor":
+                    raise
+                print(f"[{label}] {err}", flush=True)  # reported: the floor cannot do this scale in the cap
+                floor_killed = {"wall_s": err.wall_s, "cap_gib": max_rss_gib}
+                continue
             except RuntimeError as err:
                 if kind in ("floor", "pipeline"):
                     raise
@@ -277,7 +332,8 @@ def run_case(
             )
             if not keep:
                 shutil.rmtree(target, ignore_errors=True)
-        return {"label": label, "scale": scale, "max_day": max_day, "landing": landing, "runs": runs}
+        case = {"label": label, "scale": scale, "max_day": max_day, "landing": landing, "runs": runs}
+        return case | ({"floor_killed": floor_killed} if floor_killed else {})
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -302,6 +358,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also run the pipeline on the slice once with Dagster's multiprocess executor and once "
         "with it forking steps from a preloaded server",
+    )
+    parser.add_argument(
+        "--max-rss-gib",
+        type=float,
+        default=16.0,
+        help="kill a floor or pipeline process whose RSS goes above this (GiB; 0 = no cap): a floor killed is "
+        "reported as not completing, a pipeline killed fails the run (default 16, on a 23.5 GiB machine)",
+    )
+    parser.add_argument(
+        "--train-window-months",
+        type=int,
+        default=0,
+        help="floor and pipeline train on the newest N training months plus validation and test (the model's "
+        "train_window_months); 0 = every month (default)",
     )
     parser.add_argument("--report", metavar="JSON", help="only print the report of an earlier results file")
     parser.add_argument("--markdown", action="store_true", help="with --report: as Markdown (BENCHMARKS.md)")
@@ -344,6 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.min_idle,
             args.max_wait,
             args.multiprocess and max_day is not None,
+            args.max_rss_gib or None,
+            args.train_window_months,
         )
         for label, scale, max_day in cases
     ]
