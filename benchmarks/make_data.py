@@ -114,9 +114,7 @@ def build_landing(
     tails = tail_copies([*raw_flights.get_column("tailnum"), *raw_planes.get_column("tailnum")], max(scale, 2))
     for name, spec in SOURCES.items():
         raw = read_raw_table(name)
-        if name == "flights":
-            raw = replicate_flights(raw_flights, scale, tails)
-        elif name == "planes":
+        if name == "planes":
             raw = replicate_planes(raw_planes, scale, tails)
         folder = Path(zone.source_dir(name))
         if not spec.monthly:
@@ -126,6 +124,8 @@ def build_landing(
         rows[name] = 0
         for month in months:
             part = raw.filter(pl.col("month") == str(month))
+            if name == "flights":  # a month at a time: the copies of one month in memory, not of the year
+                part = replicate_flights(part, scale, tails)
             if max_day is not None:
                 part = part.filter(pl.col("day").cast(pl.Int32) <= max_day)
             written.append(write_atomically(part, folder / monthly_file_name(name, month)))
