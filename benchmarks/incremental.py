@@ -3,12 +3,13 @@
 Usage::
 
     python -m benchmarks.incremental                       # scale 1, k = 1, 3 and 11
-    python -m benchmarks.incremental --scale 10 --k 1,11
+    python -m benchmarks.incremental --scale 10 --k 1,11 --repeat 3
 
 For each k, in this process, on a fresh temporary lake, Dagster instance and MLflow store: months 1..k of the
 landing zone of :mod:`benchmarks.make_data` (at ``--scale``) are landed and run once (``lakehouse run``'s runs,
 :func:`lakehouse.pipeline.materialize_medallion`; not timed), then month k+1 is landed and run again: that second
-run is the measurement. Per step (a Dagster step: an asset with its in-asset checks), its wall time in seconds from
+run is the measurement (``--repeat`` times from a copy of the state before it; the fastest of each figure). Per
+step (a Dagster step: an asset with its in-asset checks), its wall time in seconds from
 the run's ``STEP_START`` to ``STEP_SUCCESS`` events; and the second run's total wall time (all its runs, from the
 first call to the last return). With fewer than three months the model cannot be trained (the time split needs
 train, validation and holdout months), so for k + 1 < 3 the graph without the model, predictions and drift is
@@ -23,6 +24,7 @@ hundred milliseconds; steps under 0.5 s are marked.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -57,27 +59,43 @@ def step_seconds(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, 
     return out
 
 
-def add_one_month(k: int, scale: int, work: Path) -> dict[str, float]:
+def add_one_month(k: int, scale: int, work: Path, repeat: int = 1) -> dict[str, float]:
     """Build a lake of months 1..k at ``scale``, then land month k+1 and run again; the second run's step times
-    and its ``total``.
+    and its ``total``. With ``repeat`` > 1 the second run is repeated from a copy of the lake, Dagster instance and
+    MLflow store taken before it (the same state each time), and each figure is the fastest of the repeats (as
+    ``timeit`` does: the least disturbed).
 
     Raises:
         RuntimeError: a run failed.
     """
     settings = Settings.from_env(work / "data")
     selection = None if k + 1 >= 3 else NO_ML
-    (work / "dagster").mkdir()
-    with dg.DagsterInstance.local_temp(tempdir=str(work / "dagster")) as instance:
+    home = work / "dagster"
+    home.mkdir()
+    with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:
         defs = build_definitions(settings)
         lake = Lake(settings.lake_dir)
         build_landing(settings.landing_dir, scale, months=range(1, k + 1))
         if not materialize_medallion(defs, instance, lake, selection=selection, raise_on_error=True).success:
             raise RuntimeError(f"the lake of {k} month(s) could not be built")
-        build_landing(settings.landing_dir, scale, months=[k + 1])
-        t0 = time.perf_counter()
-        second = materialize_medallion(defs, instance, lake, selection=selection, raise_on_error=True)
-        total = time.perf_counter() - t0
-        return {**step_seconds(instance, second.run_ids), "total": total}
+    before = work.with_name(work.name + "-before")
+    shutil.copytree(work, before, symlinks=True)
+    best: dict[str, float] = {}
+    for attempt in range(repeat):
+        if attempt:
+            shutil.rmtree(work)
+            shutil.copytree(before, work, symlinks=True)  # the same paths: MLflow's artifact locations hold
+        with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:
+            defs = build_definitions(settings)
+            lake = Lake(settings.lake_dir)
+            build_landing(settings.landing_dir, scale, months=[k + 1])
+            t0 = time.perf_counter()
+            second = materialize_medallion(defs, instance, lake, selection=selection, raise_on_error=True)
+            total = time.perf_counter() - t0
+            times = {**step_seconds(instance, second.run_ids), "total": total}
+        best = {step: min(seconds, best.get(step, seconds)) for step, seconds in times.items()}
+    shutil.rmtree(before)
+    return best
 
 
 def cell(seconds: float | None) -> str:
@@ -108,17 +126,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.incremental", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=int, default=1, help="copies of each flight (benchmarks.make_data)")
     parser.add_argument("--k", default="1,3,11", help="comma-separated lake sizes in months, each 1..11")
+    parser.add_argument("--repeat", type=int, default=3, help="second runs from the same state; the fastest counts")
     args = parser.parse_args(argv)
     try:
         ks = sorted({int(k) for k in args.k.split(",") if k.strip()})
     except ValueError:
         parser.error(f"--k takes comma-separated whole numbers, got {args.k!r}")
+    if args.repeat < 1:
+        parser.error(f"--repeat takes a positive number, got {args.repeat}")
     if not ks or not all(1 <= k <= 11 for k in ks):
         parser.error(f"--k takes months of lake from 1 to 11, got {args.k!r}")
     by_k = {}
     for k in ks:
         with tempfile.TemporaryDirectory(prefix=f"lakehouse-incremental-{k}-") as work:
-            by_k[k] = add_one_month(k, args.scale, Path(work))
+            by_k[k] = add_one_month(k, args.scale, Path(work) / "lake", args.repeat)
         print(f"k={k}: {by_k[k]['total']:.1f} s", file=sys.stderr)
     print(render(args.scale, by_k))
     return 0

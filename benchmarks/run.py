@@ -29,6 +29,13 @@ Fixed costs are reported separately:
   which is what runs launched from the webserver, sensors and schedules use), and once with that executor forking
   its steps from a server that preloaded ``lakehouse.definitions`` (``start_method: forkserver``).
 
+Memory: with ``--max-rss-gib`` (default 16, on this 23.5 GiB machine) the runner reads each child's RSS every
+0.1 s and kills it (SIGKILL) the first time it is above the cap, before it can push the machine into the OOM killer.
+A floor killed is reported as not completing the case (the bare floor holds whole tables, so at 100x it cannot);
+a pipeline killed fails the benchmark. ``--train-window-months N`` makes both train on the newest N training months
+plus the validation and test months (the model's ``train_window_months``): at 100x a training of every month does
+not fit in memory, see BENCHMARKS.md.
+
 Other processes on the machine distort wall times (LightGBM's most: with ``num_threads`` = all cores, one busy
 core can make training several times slower), so before each process the runner waits for an idle machine
 (``--min-idle``), every figure comes with the CPU seconds other processes used meanwhile ("others CPU-s"), and
