@@ -110,7 +110,7 @@ def instrument(timers: CallTimers) -> None:
 
     lakehouse_function(conform, "conform", "compute: silver conform (incl. Pandera)")
     lakehouse_function(conform, "failure_reasons", "pandera: validate (silver)")
-    lakehouse_function(features, "flight_features", "compute: gold flight_features")
+    lakehouse_function(features, "month_features", "compute: gold month_features")
     lakehouse_function(training, "train", "compute: LightGBM train")
     lakehouse_function(training, "predict", "compute: LightGBM predict")
     lakehouse_function(drift, "drift_report", "compute: drift report (PSI, KS)")
