@@ -174,15 +174,16 @@ def read_months(lake: Lake, months: list[date], version: int, columns: list[str]
     the view's columns) for months it does not hold. ``columns`` (default all) limits the columns read (Parquet
     projection: memory grows with the columns kept); the row-order columns are always read."""
     scan = lake.scan(FLIGHT_FEATURES, version=version)
-    if columns is not None:
-        scan = scan.select(list(dict.fromkeys([*columns, *ROW_ORDER, "flight_month"])))
+    kept = None if columns is None else list(dict.fromkeys([*columns, *ROW_ORDER]))
+    if kept is not None:
+        scan = scan.select(list(dict.fromkeys([*kept, "flight_month"])))
     if not months:
-        return scan.head(0).collect().select(columns or pl.all())
+        return scan.head(0).collect().select(kept or pl.all())
     # Month by month, each sorted, concatenated without a copy: the months are disjoint ranges of sched_dep_utc in
     # order (flight_month is the local month of the scheduled departure), so this is the order of one sort of all,
     # without a second copy of all the rows during a sort.
     parts = [scan.filter(pl.col("flight_month") == month).collect().sort(ROW_ORDER) for month in sorted(months)]
-    return pl.concat(parts, rechunk=False).select(columns or pl.all())
+    return pl.concat(parts, rechunk=False).select(kept or pl.all())
 
 
 def training_months(lake: Lake, version: int, train_window_months: int) -> list[str]:
