@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -68,18 +68,9 @@ def add_one_month(k: int, scale: int, work: Path, repeat: int = 1) -> dict[str, 
     ``timeit`` does: the least disturbed).
 
     Raises:
-        RuntimeError: a run failed.
+        RuntimeError: a run of the second run failed (a run of the build raises its own error).
     """
-    settings = Settings.from_env(work / "data")
-    selection = None if k + 1 >= 3 else NO_ML
-    home = work / "dagster"
-    home.mkdir(parents=True)
-    with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:
-        defs = build_definitions(settings)
-        lake = Lake(settings.lake_dir)
-        build_landing(settings.landing_dir, scale, months=range(1, k + 1))
-        if not materialize_medallion(defs, instance, lake, selection=selection, raise_on_error=True).success:
-            raise RuntimeError(f"the lake of {k} month(s) could not be built")
+    land_and_run(k, scale, work, range(1, k + 1))  # the lake of k months (not timed)
     before = work.with_name(work.name + "-before")
     shutil.copytree(work, before, symlinks=True)
     best: dict[str, float] = {}
@@ -102,18 +93,20 @@ def add_one_month(k: int, scale: int, work: Path, repeat: int = 1) -> dict[str, 
     return best
 
 
-def second_run(k: int, scale: int, work: Path) -> dict[str, float]:
-    """Land month k+1 into the lake of :func:`add_one_month` at ``work`` and run; the step times and ``total``."""
+def land_and_run(k: int, scale: int, work: Path, months: Iterable[int]) -> dict[str, float]:
+    """Land ``months`` into the data folder at ``work`` (creating it on first use) and run ``lakehouse run``'s runs
+    with the graph of a lake that will hold k + 1 months; the step times and ``total`` of those runs."""
     settings = Settings.from_env(work / "data")
     selection = None if k + 1 >= 3 else NO_ML
+    (work / "dagster").mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.local_temp(tempdir=str(work / "dagster")) as instance:
         defs = build_definitions(settings)
         lake = Lake(settings.lake_dir)
-        build_landing(settings.landing_dir, scale, months=[k + 1])
+        build_landing(settings.landing_dir, scale, months=months)
         t0 = time.perf_counter()
-        second = materialize_medallion(defs, instance, lake, selection=selection, raise_on_error=True)
+        result = materialize_medallion(defs, instance, lake, selection=selection, raise_on_error=True)
         total = time.perf_counter() - t0
-        return {**step_seconds(instance, second.run_ids), "total": total}
+        return {**step_seconds(instance, result.run_ids), "total": total}
 
 
 def cell(seconds: float | None) -> str:
@@ -148,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--second", metavar="WORK", help=argparse.SUPPRESS)  # one second run, in a child process
     args = parser.parse_args(argv)
     if args.second:
-        print(json.dumps(second_run(int(args.k), args.scale, Path(args.second))))
+        k = int(args.k)
+        print(json.dumps(land_and_run(k, args.scale, Path(args.second), [k + 1])))
         return 0
     try:
         ks = sorted({int(k) for k in args.k.split(",") if k.strip()})
