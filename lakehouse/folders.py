@@ -48,6 +48,14 @@ class Entry:
     changed_ns: int
     version: str | None = None
 
+    @property
+    def fingerprint(self) -> str:
+        """What changes whenever the file's bytes do, read from the listing alone: an object's ``version`` (size
+        and ETag); a local file's ``"<size>:<changed_ns>"`` (a write sets ``ctime``, which no user can set back).
+        A local file rewritten with the same size within one tick of the filesystem's clock keeps its fingerprint:
+        :mod:`lakehouse.bronze.ingest` trusts a local fingerprint only for a file unchanged for a while."""
+        return self.version if self.version is not None else f"{self.size}:{self.changed_ns}"
+
 
 class Folder(ABC):
     """A flat folder at ``location`` (module docstring); names are plain file names, never paths."""

@@ -17,6 +17,7 @@ import pytest
 
 from lakehouse.bronze.ingest import ingest_source
 from lakehouse.bronze.sensors import build_landing_sensor
+from lakehouse.folders import ObjectFolder
 from lakehouse.landing import land
 from lakehouse.resources import LakehouseStorage
 from lakehouse.sources import SOURCES
@@ -138,7 +139,7 @@ def test_an_object_visible_only_after_the_cursor_passed_its_time_is_still_taken(
         assert not first.run_requests and not tick(narrow, instance, storage, first.cursor).run_requests
 
 
-def test_bronze_ingests_objects_exactly_once_and_copies_rejected_ones(s3_env, s3_bucket, raw_flights):
+def test_bronze_ingests_objects_exactly_once_and_copies_rejected_ones(s3_env, s3_bucket, raw_flights, monkeypatch):
     landing, lake = Landing(f"s3://{s3_bucket}/landing"), Lake(f"s3://{s3_bucket}/lake")
     spec = SOURCES["flights"]
     folder = landing.source("flights")
@@ -154,8 +155,14 @@ def test_bronze_ingests_objects_exactly_once_and_copies_rejected_ones(s3_env, s3
         "same_as_a.csv": "duplicate",
     }
     assert lake.read(BRONZE["flights"]).height == 50
+    versions = {e.name: e.version for e in folder.entries()}
+    assert dict(first.log.select("file_name", "file_version").iter_rows()) == versions  # size and ETag
+    reads: list[str] = []
+    real_read = ObjectFolder.read
+    monkeypatch.setattr(ObjectFolder, "read", lambda self, name: reads.append(name) or real_read(self, name))
     again = ingest_source(lake, landing, spec, batch_id="b2")
     assert again.log.is_empty() and lake.read(BRONZE["flights"]).height == 50  # exactly once
+    assert reads == []  # and from the listing alone: no object read again
     assert lake.read(INGEST_LOG["flights"]).height == 3
 
     rejected = landing.rejected("flights")
