@@ -17,7 +17,7 @@ from lakehouse.automation import follow_upstream
 from lakehouse.metadata import asset_key, contract_schema, metadata_table, table_metadata
 from lakehouse.resources import LakehouseStorage
 from lakehouse.silver import checks
-from lakehouse.silver.conform import SilverBatch, batch_groups, changed_span, conform
+from lakehouse.silver.conform import batch_groups, changed_span, conform
 from lakehouse.sources import SOURCES, SourceSpec
 from lakehouse.tables import BRONZE, QUARANTINE, SILVER
 
@@ -72,7 +72,7 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         rows_read = inserted = updated = superseded = 0
         last_seq: int | None = None
         quarantined: list[pl.DataFrame] = []
-        partitions: list[pl.DataFrame] = []
+        duplicates, reports = 0, []
         for first, last in groups:
             new = bronze.filter(pl.col("_batch_seq").is_between(first, last)).collect()
             rows_read += new.height
@@ -86,17 +86,15 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
             updated += int(merge.get("num_target_rows_updated", 0))
             superseded += batch.superseded
             quarantined.append(batch.quarantine.select("_source_file", "_row_number", "failed_checks", "reason"))
-            if spec.partition_by:
-                partitions.append(batch.valid.select(spec.partition_by).unique())
+            # the table-wide checks, for this group: the partitions it wrote, not the lake nor the whole run's
+            where = checks.touched_partitions(batch.valid, spec)
             del batch
-        totals = SilverBatch(
-            valid=pl.concat(partitions) if partitions else pl.DataFrame(),
-            quarantine=pl.concat(quarantined),
-            superseded=superseded,
-        )
-        where = checks.touched_partitions(totals.valid, spec)  # the checks read these partitions, not the lake
-        if totals.quarantine.height:
-            context.log.warning(f"{totals.quarantine.height} {spec.name} rows quarantined")
+            duplicates += checks.duplicate_keys(lake.scan(table), spec.surrogate_key, where)
+            reports.append(checks.account_batches(lake, spec, first, last, where))
+        quarantine_rows = pl.concat(quarantined)
+        newest = last_seq if last_seq is not None else consumed
+        if quarantine_rows.height:
+            context.log.warning(f"{quarantine_rows.height} {spec.name} rows quarantined")
         return dg.MaterializeResult(
             metadata=table_metadata(
                 lake,
@@ -108,15 +106,17 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
                 rows_inserted=inserted,
                 rows_updated=updated,
                 rows_superseded_in_batch=superseded,
-                rows_quarantined=totals.quarantine.height,
-                consumed_batch_seq=last_seq if last_seq is not None else consumed,
+                rows_quarantined=quarantine_rows.height,
+                consumed_batch_seq=newest,
                 quarantine_table=dg.MetadataValue.path(lake.location(quarantine)),
-                quarantine_sample=metadata_table(totals.quarantine, 20),
+                quarantine_sample=metadata_table(quarantine_rows, 20),
             ),
             check_results=[
-                checks.quarantine_share(totals, rows_read, config.max_quarantine_share),
-                checks.surrogate_key_unique(lake.scan(table), spec.surrogate_key, where),
-                checks.row_accounting(lake, spec, since=consumed, where=where),
+                checks.quarantine_share(quarantine_rows, rows_read, config.max_quarantine_share),
+                checks.surrogate_key_unique(
+                    duplicates, "whole table" if not spec.partition_by else "partitions each MERGE wrote"
+                ),
+                checks.row_accounting_result(pl.concat(reports), consumed, newest),
             ],
         )
 

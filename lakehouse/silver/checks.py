@@ -9,8 +9,10 @@
   bronze = rows in silver + quarantined + superseded (:mod:`lakehouse.silver.accounting`).
 
 Both table-wide checks read the batch's files and the silver partitions the batch wrote, not the lake: a run
-costs what its batch costs (issue #9). A file proved once stays proved: later batches only move its rows from
-"in silver" to "superseded" (a correction), which keeps its balance.
+costs what its batch costs (issue #9). The silver asset evaluates them after each MERGE, for the group of batches
+it just wrote, and reports their sum: a first build of a year is bounded by a group's partitions too. A file proved
+once stays proved: later batches only move its rows from "in silver" to "superseded" (a correction), which keeps
+its balance.
 
 All three are evaluated by the silver asset itself, after its MERGE, so they run and block on every silver
 materialization, whoever starts it: a separate ``@asset_check`` is left out of runs the automation sensor launches
@@ -24,7 +26,6 @@ import polars as pl
 
 from lakehouse.metadata import metadata_table
 from lakehouse.silver.accounting import ROW, account_rows
-from lakehouse.silver.conform import SilverBatch
 from lakehouse.sources import SourceSpec
 from lakehouse.tables import BRONZE, INGEST_LOG, QUARANTINE, SILVER, Lake
 
@@ -57,17 +58,19 @@ def in_asset_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     ]
 
 
-def quarantine_share(batch: SilverBatch, rows_read: int, limit: float) -> dg.AssetCheckResult:
-    share = batch.quarantine.height / rows_read if rows_read else 0.0
+def quarantine_share(quarantined: pl.DataFrame, rows_read: int, limit: float) -> dg.AssetCheckResult:
+    """Whether the share of the run's ``rows_read`` bronze rows that it ``quarantined`` (one row each, with
+    ``failed_checks``) is at most ``limit``."""
+    share = quarantined.height / rows_read if rows_read else 0.0
     return dg.AssetCheckResult(
         check_name=QUARANTINE_SHARE,
         passed=share <= limit,
         metadata={
             "rows_read": rows_read,
-            "rows_quarantined": batch.quarantine.height,
+            "rows_quarantined": quarantined.height,
             "share": share,
             "limit": limit,
-            "by_check": metadata_table(batch.quarantine.group_by("failed_checks").len().sort("len", descending=True)),
+            "by_check": metadata_table(quarantined.group_by("failed_checks").len().sort("len", descending=True)),
         },
     )
 
@@ -84,15 +87,41 @@ def touched_partitions(valid: pl.DataFrame, spec: SourceSpec) -> pl.Expr | None:
     return pl.any_horizontal(terms) if terms else pl.lit(False)
 
 
-def surrogate_key_unique(scan: pl.LazyFrame, surrogate_key: str, where: pl.Expr | None = None) -> dg.AssetCheckResult:
-    """Duplicate surrogate keys among the rows ``where`` selects (the partitions a batch wrote; all rows when
-    None)."""
+def duplicate_keys(scan: pl.LazyFrame, surrogate_key: str, where: pl.Expr | None = None) -> int:
+    """How many surrogate keys occur more than once among the rows ``where`` selects (the partitions a group of
+    batches wrote; all rows when None)."""
     rows = scan if where is None else scan.filter(where)
-    dupes = rows.group_by(surrogate_key).len().filter(pl.col("len") > 1).select(pl.len()).collect().item()
+    return int(rows.group_by(surrogate_key).len().filter(pl.col("len") > 1).select(pl.len()).collect().item())
+
+
+def surrogate_key_unique(duplicates: int, scope: str) -> dg.AssetCheckResult:
+    """The check's result from the :func:`duplicate_keys` counted over ``scope`` (said in its metadata)."""
     return dg.AssetCheckResult(
         check_name=SURROGATE_KEY_UNIQUE,
-        passed=dupes == 0,
-        metadata={"duplicate_keys": dupes, "scope": "whole table" if where is None else "partitions of the batch"},
+        passed=duplicates == 0,
+        metadata={"duplicate_keys": duplicates, "scope": scope},
+    )
+
+
+def account_batches(lake: Lake, spec: SourceSpec, first: int, last: int, where: pl.Expr | None = None) -> pl.DataFrame:
+    """The per-file report of :func:`lakehouse.silver.accounting.account_rows` for the files of the bronze batches
+    ``first..last`` (``_batch_seq``, inclusive), evaluated right after silver MERGEd them: a silver run evaluates it
+    group by group, so its memory is bounded by a group's partitions, not by everything it wrote.
+
+    Args:
+        where: the silver partitions those batches wrote (:func:`touched_partitions`); None reads all of silver.
+    """
+    keys = list(spec.natural_key)
+    in_batches = pl.col("_batch_seq").is_between(first, last)
+    log = lake.read(INGEST_LOG[spec.name]).filter(pl.col("batch_seq").is_between(first, last))
+    hashes = log.filter(pl.col("status") == "ingested").get_column("content_hash").unique()
+    silver = lake.scan(SILVER[spec.name])
+    return account_rows(
+        log=log,
+        bronze=lake.scan(BRONZE[spec.name]).filter(in_batches).select(*keys, "_source_file", *ROW),
+        silver=(silver if where is None else silver.filter(where)).select(*keys, *ROW),
+        quarantine=lake.scan(QUARANTINE[spec.name]).filter(pl.col("_content_hash").is_in(hashes)).select(ROW),
+        spec=spec,
     )
 
 
@@ -104,20 +133,13 @@ def row_accounting(lake: Lake, spec: SourceSpec, since: int = -1, where: pl.Expr
         since: the last batch sequence number consumed before this materialization.
         where: the silver partitions those batches wrote (:func:`touched_partitions`); None reads all of silver.
     """
-    silver = SILVER[spec.name]
-    consumed = lake.consumed_version(silver)
-    keys = list(spec.natural_key)
-    in_batches = pl.col("_batch_seq").is_between(since + 1, consumed)
-    log = lake.read(INGEST_LOG[spec.name]).filter(pl.col("batch_seq").is_between(since + 1, consumed))
-    hashes = log.filter(pl.col("status") == "ingested").get_column("content_hash").unique()
-    silver_rows = lake.scan(silver) if where is None else lake.scan(silver).filter(where)
-    report = account_rows(
-        log=log,
-        bronze=lake.scan(BRONZE[spec.name]).filter(in_batches).select(*keys, "_source_file", *ROW),
-        silver=silver_rows.select(*keys, *ROW),
-        quarantine=lake.scan(QUARANTINE[spec.name]).filter(pl.col("_content_hash").is_in(hashes)).select(ROW),
-        spec=spec,
-    )
+    consumed = lake.consumed_version(SILVER[spec.name])
+    return row_accounting_result(account_batches(lake, spec, since + 1, consumed, where), since, consumed)
+
+
+def row_accounting_result(report: pl.DataFrame, since: int, consumed: int) -> dg.AssetCheckResult:
+    """The check's result from the :func:`account_batches` reports of the batches after ``since`` up to
+    ``consumed`` (concatenated)."""
     bad = report.filter(~pl.col("ok"))
     return dg.AssetCheckResult(
         check_name=ROW_ACCOUNTING,
