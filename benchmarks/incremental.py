@@ -8,12 +8,14 @@ Usage::
 For each k, in this process, on a fresh temporary lake, Dagster instance and MLflow store: months 1..k of the
 landing zone of :mod:`benchmarks.make_data` (at ``--scale``) are landed and run once (``lakehouse run``'s runs,
 :func:`lakehouse.pipeline.materialize_medallion`; not timed), then month k+1 is landed and run again: that second
-run is the measurement (``--repeat`` times from a copy of the state before it; the fastest of each figure). Per
-step (a Dagster step: an asset with its in-asset checks), its wall time in seconds from
-the run's ``STEP_START`` to ``STEP_SUCCESS`` events; and the second run's total wall time (all its runs, from the
-first call to the last return). With fewer than three months the model cannot be trained (the time split needs
-train, validation and holdout months), so for k + 1 < 3 the graph without the model, predictions and drift is
-run; a step absent at some k shows ``-``.
+run is the measurement (``--repeat`` times from a copy of the state before it, each in a process of its own; the
+fastest of each figure, as ``timeit`` takes the least disturbed). The lakes of every k are built first, then the
+repeats alternate between them (k=1, k=11, k=1, ...), so that a slow spell of the machine falls on both ends of the
+comparison rather than on one. Per step (a Dagster step: an asset with its in-asset checks), its wall time in
+seconds from the run's ``STEP_START`` to ``STEP_SUCCESS`` events; and the second run's total wall time (all its
+runs, from the first call to the last return). With fewer than three months the model cannot be trained (the
+time split needs train, validation and holdout months), so a lake of fewer than three months runs the graph
+without the model, predictions and drift; a step absent at some k shows ``-``.
 
 The ratio column divides each step's time at the largest k by its time at the smallest k where it ran: the
 target of issue #9 is at most 1.2 for every step but training (whose cost grows with its window by design: see the
@@ -61,43 +63,39 @@ def step_seconds(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, 
     return out
 
 
-def add_one_month(k: int, scale: int, work: Path, repeat: int = 1) -> dict[str, float]:
-    """Build a lake of months 1..k at ``scale``, then land month k+1 and run again; the second run's step times
-    and its ``total``. With ``repeat`` > 1 the second run is repeated from a copy of the lake, Dagster instance and
-    MLflow store taken before it (the same state each time), and each figure is the fastest of the repeats (as
-    ``timeit`` does: the least disturbed).
-
-    Raises:
-        RuntimeError: a run of the second run failed (a run of the build raises its own error).
-    """
-    land_and_run(k, scale, work, range(1, k + 1))  # the lake of k months (not timed)
+def build(k: int, scale: int, work: Path) -> Path:
+    """Build a lake of months 1..k at ``scale`` in ``work`` (not timed) and keep a copy of its state (lake, Dagster
+    instance, MLflow store) beside it, for :func:`add_one_month`; return the copy's path."""
+    land_and_run(scale, work, range(1, k + 1))
     before = work.with_name(work.name + "-before")
     shutil.copytree(work, before, symlinks=True)
-    best: dict[str, float] = {}
-    for attempt in range(repeat):
-        if attempt:
-            shutil.rmtree(work)
-            shutil.copytree(before, work, symlinks=True)  # the same paths: MLflow's artifact locations hold
-        # in a process of its own, as `lakehouse run` is: no store connection of this process sees the copied files
-        command = [sys.executable, "-m", "benchmarks.incremental", "--second", str(work), "--scale", str(scale)]
-        done = subprocess.run(
-            [*command, "--k", str(k)],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"the run adding month {k + 1} failed:\n{done.stderr[-3000:]}")
-        times = json.loads(done.stdout.strip().splitlines()[-1])
-        best = {step: min(seconds, best.get(step, seconds)) for step, seconds in times.items()}
-    shutil.rmtree(before)
-    return best
+    return before
 
 
-def land_and_run(k: int, scale: int, work: Path, months: Iterable[int]) -> dict[str, float]:
+def add_one_month(k: int, scale: int, work: Path, before: Path) -> dict[str, float]:
+    """Restore ``work`` from the state ``before`` (:func:`build`), land month k+1 and run again, in a process of its
+    own as ``lakehouse run`` is (no store connection of this process sees the copied files); the run's step times
+    and its ``total``.
+
+    Raises:
+        RuntimeError: a run of the second run failed.
+    """
+    shutil.rmtree(work)
+    shutil.copytree(before, work, symlinks=True)  # the same paths: MLflow's artifact locations hold
+    command = [sys.executable, "-m", "benchmarks.incremental", "--second", str(work), "--scale", str(scale)]
+    done = subprocess.run([*command, "--k", str(k)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the run adding month {k + 1} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def land_and_run(scale: int, work: Path, months: Iterable[int]) -> dict[str, float]:
     """Land ``months`` into the data folder at ``work`` (creating it on first use) and run ``lakehouse run``'s runs
-    with the graph of a lake that will hold k + 1 months; the step times and ``total`` of those runs."""
+    (without the model, predictions and drift while the lake holds fewer than three months); the step times and
+    ``total`` of those runs."""
     settings = Settings.from_env(work / "data")
-    selection = None if k + 1 >= 3 else NO_ML
+    months = list(months)
+    selection = None if max(months) >= 3 else NO_ML  # the lake then holds months 1..max(months)
     (work / "dagster").mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.local_temp(tempdir=str(work / "dagster")) as instance:
         defs = build_definitions(settings)
@@ -142,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.second:
         k = int(args.k)
-        print(json.dumps(land_and_run(k, args.scale, Path(args.second), [k + 1])))
+        print(json.dumps(land_and_run(args.scale, Path(args.second), [k + 1])))
         return 0
     try:
         ks = sorted({int(k) for k in args.k.split(",") if k.strip()})
@@ -152,11 +150,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--repeat takes a positive number, got {args.repeat}")
     if not ks or not all(1 <= k <= 11 for k in ks):
         parser.error(f"--k takes months of lake from 1 to 11, got {args.k!r}")
-    by_k = {}
-    for k in ks:
-        with tempfile.TemporaryDirectory(prefix=f"lakehouse-incremental-{k}-") as work:
-            by_k[k] = add_one_month(k, args.scale, Path(work) / "lake", args.repeat)
-        print(f"k={k}: {by_k[k]['total']:.1f} s", file=sys.stderr)
+    by_k: dict[int, dict[str, float]] = {k: {} for k in ks}
+    with tempfile.TemporaryDirectory(prefix="lakehouse-incremental-") as work:
+        lakes = {k: Path(work) / f"lake-{k}" for k in ks}
+        states = {k: build(k, args.scale, lakes[k]) for k in ks}
+        for attempt in range(args.repeat):  # interleaved: every k sees the same state of the machine
+            for k in ks:
+                times = add_one_month(k, args.scale, lakes[k], states[k])
+                by_k[k] = {step: min(seconds, by_k[k].get(step, seconds)) for step, seconds in times.items()}
+                print(f"k={k}, repeat {attempt + 1}: {times['total']:.1f} s", file=sys.stderr)
     print(render(args.scale, by_k))
     return 0
 
