@@ -42,13 +42,6 @@ LONG_MODULES = (
 )
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``--numprocesses=auto``: one worker more than the cores (at most 4). The long modules above spend much of
-    their time waiting (on the daemon's sensor ticks, on servers and subprocesses they started), and a worker that
-    waits leaves its core idle; the extra worker uses it."""
-    return min(4, (os.cpu_count() or 1) + 1)
-
-
 @pytest.hookimpl(trylast=True)  # after pytest-randomly has shuffled
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONG_MODULES)}
