@@ -69,13 +69,15 @@ def synthetic_features(n: int, seed: int) -> pl.DataFrame:
     )
 
 
-def test_the_dataset_built_by_batches_trains_the_model_of_the_whole_matrix():
+def test_the_dataset_built_by_batches_trains_the_model_of_the_whole_matrix(monkeypatch):
     """Training hands LightGBM the design matrix batch by batch (no float64 copy of the whole frame); the model is
-    the one the whole matrix gives, tree for tree. 250k rows: more than LightGBM's bin-construction sample (200k
-    rows, so the sampled rows are read one by one across batches) and several batches of 65,536 rows."""
-    train_frame, valid_frame = synthetic_features(250_000, 1), synthetic_features(30_000, 2)
+    the one the whole matrix gives, tree for tree. Scaled down (batches of 4,096 rows, a bin-construction sample of
+    20,000 rows, where the defaults are 65,536 and 200,000) so that 50,000 rows make the same case: more rows than
+    the sample (the sampled rows are read one by one across batches) and several batches."""
+    monkeypatch.setattr(training.MatrixBatches, "batch_size", 4_096)
+    train_frame, valid_frame = synthetic_features(50_000, 1), synthetic_features(10_000, 2)
     split = training.Split(train_frame, valid_frame, valid_frame, ["2013-01"], "2013-02", "2013-03")
-    params = {"num_threads": 1}
+    params = {"num_threads": 1, "bin_construct_sample_cnt": 20_000}
     batched = training.train(split, params=params, num_boost_round=15)
 
     encoding = training.fit_encoding(train_frame)
