@@ -87,3 +87,7 @@ def test_a_log_written_before_fingerprints_reads_them_as_null(tmp_path, reads):
     assert read_log(lake, SPEC).schema == LOG_SCHEMA
     again = ingest_source(lake, landing, SPEC, "b2", now=later())
     assert again.log.is_empty() and reads == ["flights_2013_01.csv"] * 2  # hashed, not ingested twice
+    land(settings.landing_dir, months=[2], sources=["flights"], max_day=1)
+    ingest_source(lake, landing, SPEC, "b3", now=later())  # appends rows with the column to the old log
+    versions = dict(read_log(lake, SPEC).select("file_name", "file_version").iter_rows())
+    assert versions["flights_2013_01.csv"] is None and versions["flights_2013_02.csv"] is not None
