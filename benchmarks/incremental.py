@@ -5,8 +5,8 @@ Usage::
     python -m benchmarks.incremental                       # scale 1, k = 1, 3 and 11
     python -m benchmarks.incremental --scale 10 --k 1,11 --repeat 3
 
-For each k, in this process, on a fresh temporary lake, Dagster instance and MLflow store: months 1..k of the
-landing zone of :mod:`benchmarks.make_data` (at ``--scale``) are landed and run once (``lakehouse run``'s runs,
+For each k, on a fresh temporary lake, Dagster instance and MLflow store: months 1..k of the landing zone of
+:mod:`benchmarks.make_data` (at ``--scale``) are landed and run once in this process (``lakehouse run``'s runs,
 :func:`lakehouse.pipeline.materialize_medallion`; not timed), then month k+1 is landed and run again: that second
 run is the measurement (``--repeat`` times from a copy of the state before it, each in a process of its own; the
 fastest of each figure, as ``timeit`` takes the least disturbed). The lakes of every k are built first, then the

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from lakehouse.bronze.parsing import to_bronze
 from lakehouse.definitions import build_definitions
+from lakehouse.folders import Folder
 from lakehouse.pipeline import MedallionResult, materialize_medallion
 from lakehouse.settings import Settings
 from lakehouse.sources import SOURCES
@@ -58,3 +60,16 @@ def landing_folder(settings: Settings, source: str) -> Path:
 
 def rejected_folder(settings: Settings, source: str) -> Path:
     return Path(Landing(settings.landing_dir).rejected_dir(source))
+
+
+def spy_reads(monkeypatch: pytest.MonkeyPatch, folder_class: type[Folder]) -> list[str]:
+    """The names of the files ``folder_class`` reads from now on (a spy on its real :meth:`Folder.read`)."""
+    seen: list[str] = []
+    real = folder_class.read
+
+    def read(self: Folder, name: str) -> bytes:
+        seen.append(name)
+        return real(self, name)
+
+    monkeypatch.setattr(folder_class, "read", read)
+    return seen

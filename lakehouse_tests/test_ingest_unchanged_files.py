@@ -15,22 +15,15 @@ from lakehouse.landing import land
 from lakehouse.settings import Settings
 from lakehouse.sources import SOURCES
 from lakehouse.tables import BRONZE, INGEST_LOG, Lake, Landing
+from lakehouse_tests.helpers import spy_reads
 
 SPEC = SOURCES["flights"]
 
 
 @pytest.fixture
 def reads(monkeypatch) -> list[str]:
-    """The names of the landed files read from now on (a spy on the real read)."""
-    seen: list[str] = []
-    real = LocalFolder.read
-
-    def read(self: LocalFolder, name: str) -> bytes:
-        seen.append(name)
-        return real(self, name)
-
-    monkeypatch.setattr(LocalFolder, "read", read)
-    return seen
+    """The names of the landed files read from now on."""
+    return spy_reads(monkeypatch, LocalFolder)
 
 
 def later() -> datetime:

@@ -22,6 +22,7 @@ from lakehouse.landing import land
 from lakehouse.resources import LakehouseStorage
 from lakehouse.sources import SOURCES
 from lakehouse.tables import BRONZE, INGEST_LOG, Lake, Landing
+from lakehouse_tests.helpers import spy_reads
 from lakehouse_tests.object_store import S3Server, list_keys
 
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
@@ -157,9 +158,7 @@ def test_bronze_ingests_objects_exactly_once_and_copies_rejected_ones(s3_env, s3
     assert lake.read(BRONZE["flights"]).height == 50
     versions = {e.name: e.version for e in folder.entries()}
     assert dict(first.log.select("file_name", "file_version").iter_rows()) == versions  # size and ETag
-    reads: list[str] = []
-    real_read = ObjectFolder.read
-    monkeypatch.setattr(ObjectFolder, "read", lambda self, name: reads.append(name) or real_read(self, name))
+    reads = spy_reads(monkeypatch, ObjectFolder)
     again = ingest_source(lake, landing, spec, batch_id="b2")
     assert again.log.is_empty() and lake.read(BRONZE["flights"]).height == 50  # exactly once
     assert reads == []  # and from the listing alone: no object read again
