@@ -163,6 +163,29 @@ def test_waiting_departures_agree_with_counting_every_pair():
         assert got["origin_waited_min_3h"] == (pytest.approx(sum(waits) / len(waits)) if waits else None)
 
 
+@pytest.mark.parametrize(
+    ("part", "args"),
+    [
+        (gold.rolling_late_rates, (["carrier"], "carrier", ("7d", "12h"))),
+        (gold.recent_departures, ("origin", "origin")),
+        (gold.waiting_departures, ("origin", "origin")),
+        (gold.scheduled_around, ("origin", "origin")),
+    ],
+    ids=["rolling_late_rates", "recent_departures", "waiting_departures", "scheduled_around"],
+)
+def test_queried_flights_still_count_every_flight_as_an_event(week, part, args):
+    """A month asks only for its own flights (``queries``) while every flight of its context stays an event: the
+    queried rows equal the same rows of the computation over every flight, and the others are absent."""
+    labelled = gold.label(week[0]).filter(pl.col("sched_dep_utc").is_not_null())
+    asked = pl.col("sched_dep_utc") >= datetime(2013, 1, 4, 17, tzinfo=UTC)  # from noon: every window reaches back
+    full = part(labelled, *args)
+    only = part(labelled, *args, queries=asked)
+    expected_ids = labelled.filter(asked).get_column("flight_id")
+    assert 0 < only.height == full.filter(pl.col("flight_id").is_in(expected_ids.implode())).height < full.height
+    assert only.equals(full.filter(pl.col("flight_id").is_in(expected_ids.implode())))
+    assert set(only.get_column("flight_id")) <= set(expected_ids)
+
+
 def test_scheduled_around_counts_other_flights_within_the_hour():
     flights = pl.DataFrame(
         {"flight_id": list("abcd"), "origin": ["LGA"] * 4, "sched_dep_utc": [at(0), at(60), at(61), at(0)]}

@@ -62,7 +62,9 @@ delay): a passenger on those flights did not arrive on time. ``outcome`` (String
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -212,6 +214,7 @@ def trailing_sums(
     known_at: pl.Expr,
     values: dict[str, pl.Expr],
     window: str | timedelta,
+    queries: pl.Expr | None = None,
 ) -> pl.DataFrame:
     """Events of other flights of the same ``by`` group that became known in ``[sched_dep_utc - window,
     sched_dep_utc)`` of each flight: their number and the sums of ``values``.
@@ -220,70 +223,107 @@ def trailing_sums(
     excluded even when it falls inside its own window. Windows are exact to the minute: binary search over
     sorted (group, minute) keys and prefix sums, so ties are handled without any ordering assumption.
 
+    ``queries``: a Boolean expression over ``flights`` choosing the flights whose windows are computed (default
+    every flight); every flight stays an event. A month's features ask for the month's flights only while the
+    events come from its whole context (:func:`month_features`), which halves the searches.
+
     Returns:
-        ``flight_id``, ``n`` (UInt32) and one ``sum_<name>`` (Float64) per value, for every flight whose group
-        and scheduled departure are not null.
+        ``flight_id``, ``n`` (UInt32) and one ``sum_<name>`` (Float64) per value, for every (queried) flight whose
+        group and scheduled departure are not null, in the input's order.
     """
+    return trailing_sums_by_window(flights, by, known_at, values, (window,), queries)[0]
+
+
+def trailing_sums_by_window(
+    flights: pl.DataFrame,
+    by: list[str],
+    known_at: pl.Expr,
+    values: dict[str, pl.Expr],
+    windows: Sequence[str | timedelta],
+    queries: pl.Expr | None = None,
+) -> list[pl.DataFrame]:
+    """:func:`trailing_sums` for several windows over the same events, one frame per window (in the order of
+    ``windows``): the events are keyed and sorted once for all of them."""
     frame = flights.select(
         "flight_id",
         _key(by, pl.col("sched_dep_utc")).alias("_q"),
         _key(by, known_at).alias("_e"),
         *[v.cast(pl.Float64).fill_null(0.0).alias(f"_v_{k}") for k, v in values.items()],
+        (pl.lit(True) if queries is None else queries.fill_null(False)).alias("_ask"),
     ).filter(pl.col("_q").is_not_null())
-    query = frame.get_column("_q").to_numpy()
     is_event = frame.get_column("_e").is_not_null().to_numpy()
     event = frame.get_column("_e").fill_null(0).to_numpy()
     order = np.flatnonzero(is_event)[np.argsort(event[is_event], kind="stable")]
-    keys, span = event[order], _span(window)
-    hi = np.searchsorted(keys, query, side="left")
-    lo = np.searchsorted(keys, query - span, side="left")
-    own = is_event & (event >= query - span) & (event < query)  # same group: both keys carry its code
-    out = {"flight_id": frame.get_column("flight_id"), "n": pl.Series((hi - lo - own).astype(np.uint32))}
+    keys = event[order]
+    asked = frame.get_column("_ask").to_numpy()
+    query = frame.get_column("_q").to_numpy()[asked]
+    own_event, own_is_event = event[asked], is_event[asked]
+    ids = frame.get_column("flight_id").filter(frame.get_column("_ask"))
+    prefixes = {}
     for k in values:
         v = frame.get_column(f"_v_{k}").to_numpy()
-        prefix = np.concatenate([[0.0], np.cumsum(v[order])])
-        out[f"sum_{k}"] = pl.Series(prefix[hi] - prefix[lo] - v * own, dtype=pl.Float64)
-    return pl.DataFrame(out)
+        prefixes[k] = (np.concatenate([[0.0], np.cumsum(v[order])]), v[asked])
+    hi = np.searchsorted(keys, query, side="left")
+    out = []
+    for window in windows:
+        span = _span(window)
+        lo = np.searchsorted(keys, query - span, side="left")
+        own = own_is_event & (own_event >= query - span) & (own_event < query)  # same group: both keys carry it
+        part = {"flight_id": ids, "n": pl.Series((hi - lo - own).astype(np.uint32))}
+        for k, (prefix, v) in prefixes.items():
+            part[f"sum_{k}"] = pl.Series(prefix[hi] - prefix[lo] - v * own, dtype=pl.Float64)
+        out.append(pl.DataFrame(part))
+    return out
 
 
 # --- features -------------------------------------------------------------------------------------------------------
 
 
 def rolling_late_rates(
-    labelled: pl.DataFrame, by: list[str], prefix: str, windows: tuple[str, ...] = ROLLING_WINDOWS
+    labelled: pl.DataFrame,
+    by: list[str],
+    prefix: str,
+    windows: tuple[str, ...] = ROLLING_WINDOWS,
+    queries: pl.Expr | None = None,
 ) -> pl.DataFrame:
     """Late rate and volume of the other flights of the ``by`` group whose ``is_late`` became known
-    (:func:`label_known_at`) in the ``w`` (e.g. ``"7d"``, ``"12h"``) before each flight's scheduled departure.
+    (:func:`label_known_at`) in the ``w`` (e.g. ``"7d"``, ``"12h"``) before each flight's scheduled departure
+    (``queries``: see :func:`trailing_sums`).
 
     Returns:
         ``flight_id`` with, per window ``w``, ``{prefix}_late_rate_{w}`` (Float64, null without known outcomes)
         and ``{prefix}_flights_{w}`` (UInt32, number of outcomes known in the window).
     """
+    sums = trailing_sums_by_window(labelled, by, label_known_at(), {"late": pl.col("is_late")}, windows, queries)
     parts = [
-        trailing_sums(labelled, by, label_known_at(), {"late": pl.col("is_late")}, w).select(
+        part.select(
             *(["flight_id"] if i == 0 else []),
             (pl.col("sum_late") / pl.when(pl.col("n") > 0).then(pl.col("n"))).alias(f"{prefix}_late_rate_{w}"),
             pl.col("n").alias(f"{prefix}_flights_{w}"),
         )
-        for i, w in enumerate(windows)
+        for i, (w, part) in enumerate(zip(windows, sums, strict=True))
     ]
-    return pl.concat(parts, how="horizontal")  # trailing_sums keeps the input's rows and order
+    return pl.concat(parts, how="horizontal")  # the same rows in the same order in every part
 
 
 def recent_departures(
-    flights: pl.DataFrame, by: str | list[str], prefix: str, window: str = CONGESTION_WINDOW
+    flights: pl.DataFrame,
+    by: str | list[str],
+    prefix: str,
+    window: str = CONGESTION_WINDOW,
+    queries: pl.Expr | None = None,
 ) -> pl.DataFrame:
     """Other flights of the same ``by`` group that had **actually departed** in ``[sched - window, sched)``.
 
     A flight that pushed back early lies inside its own window; it is excluded (its own departure and delay are
-    its outcome).
+    its outcome). ``queries``: see :func:`trailing_sums`.
 
     Returns:
         ``flight_id`` plus ``{prefix}_departed_{window}`` (UInt32) and ``{prefix}_mean_dep_delay_{window}``
         (Float64, minutes; null without departures).
     """
     keys = [by] if isinstance(by, str) else by
-    sums = trailing_sums(flights, keys, departed_at(), {"delay": pl.col("dep_delay")}, window)
+    sums = trailing_sums(flights, keys, departed_at(), {"delay": pl.col("dep_delay")}, window, queries)
     return sums.select(
         "flight_id",
         pl.col("n").alias(f"{prefix}_departed_{window}"),
@@ -292,10 +332,15 @@ def recent_departures(
 
 
 def waiting_departures(
-    flights: pl.DataFrame, by: str | list[str], prefix: str, window: str = WAITING_WINDOW
+    flights: pl.DataFrame,
+    by: str | list[str],
+    prefix: str,
+    window: str = WAITING_WINDOW,
+    queries: pl.Expr | None = None,
 ) -> pl.DataFrame:
     """Other flights of the same ``by`` group scheduled in ``[sched - window, sched)``, and how many of them had
     **not departed** by the scheduled departure (still delayed, or cancelled: the two are not told apart).
+    ``queries``: see :func:`trailing_sums`.
 
     Returns:
         ``flight_id``, ``{prefix}_scheduled_{window}`` (UInt32, schedule facts), ``{prefix}_waiting_{window}``
@@ -308,26 +353,31 @@ def waiting_departures(
         _key(keys_by, pl.col("sched_dep_utc")).alias("_q"),
         _key(keys_by, departed_at()).alias("_t"),
         _minutes(pl.col("sched_dep_utc")).alias("_m"),
+        (pl.lit(True) if queries is None else queries.fill_null(False)).alias("_ask"),
     ).filter(pl.col("_q").is_not_null())
-    query = frame.get_column("_q").to_numpy()
-    minute = frame.get_column("_m").to_numpy()
+    start = frame.get_column("_q").to_numpy()
+    minutes = frame.get_column("_m").to_numpy()
     departed = frame.get_column("_t").fill_null(np.iinfo(np.int64).max).to_numpy()  # never departed: +infinity
     # Flight j is waiting at another flight's schedule s when q_j < s <= min(departed_j, q_j + span): an interval
     # per flight, empty unless it departs after its schedule (or never). Counting the intervals that contain s is
     # #(starts before s) - #(ends before s), two binary searches over sorted starts and ends; the minutes waited
     # are s * count - (sum of the starts of those intervals), from prefix sums in the same two orders. O(n log n).
-    ends = np.minimum(departed, query + span)
-    late = np.flatnonzero(ends > query)
-    by_start, by_end = late[np.argsort(query[late], kind="stable")], late[np.argsort(ends[late], kind="stable")]
-    started = np.searchsorted(query[by_start], query, side="left")
+    # The intervals come from every flight, the counts are asked at the queried flights' schedules only.
+    ends = np.minimum(departed, start + span)
+    late = np.flatnonzero(ends > start)
+    by_start, by_end = late[np.argsort(start[late], kind="stable")], late[np.argsort(ends[late], kind="stable")]
+    asked = frame.get_column("_ask").to_numpy()
+    query, minute = start[asked], minutes[asked]
+    started = np.searchsorted(start[by_start], query, side="left")
     ended = np.searchsorted(ends[by_end], query, side="left")
     waiting = (started - ended).astype(np.uint32)
-    start_sums = np.concatenate(([0], np.cumsum(minute[by_start])))
-    end_sums = np.concatenate(([0], np.cumsum(minute[by_end])))
+    start_sums = np.concatenate(([0], np.cumsum(minutes[by_start])))
+    end_sums = np.concatenate(([0], np.cumsum(minutes[by_end])))
     waited = (started - ended) * minute - (start_sums[started] - end_sums[ended])
-    scheduled = trailing_sums(flights, keys_by, pl.col("sched_dep_utc"), {}, window)
+    scheduled = trailing_sums(flights, keys_by, pl.col("sched_dep_utc"), {}, window, queries)
     return (
-        frame.select("flight_id")
+        frame.filter("_ask")
+        .select("flight_id")
         .with_columns(
             pl.Series(f"{prefix}_waiting_{window}", waiting),
             pl.Series(f"{prefix}_waited_min_{window}", waited / np.where(waiting > 0, waiting, np.nan)).fill_nan(None),
@@ -339,13 +389,21 @@ def waiting_departures(
     )
 
 
-def scheduled_around(flights: pl.DataFrame, by: str, prefix: str, window: str = SCHEDULE_WINDOW) -> pl.DataFrame:
+def scheduled_around(
+    flights: pl.DataFrame, by: str, prefix: str, window: str = SCHEDULE_WINDOW, queries: pl.Expr | None = None
+) -> pl.DataFrame:
     """Other flights of the same ``by`` group scheduled within ``window`` before or after the flight (schedule
-    facts, published in advance): ``{prefix}_scheduled_pm{window}`` (UInt32)."""
+    facts, published in advance): ``{prefix}_scheduled_pm{window}`` (UInt32). ``queries``: see
+    :func:`trailing_sums`."""
     span = _span(window)
-    frame = flights.select("flight_id", _key([by], pl.col("sched_dep_utc")).alias("_q")).drop_nulls("_q")
+    frame = flights.select(
+        "flight_id",
+        _key([by], pl.col("sched_dep_utc")).alias("_q"),
+        (pl.lit(True) if queries is None else queries.fill_null(False)).alias("_ask"),
+    ).drop_nulls("_q")
+    ordered = np.sort(frame.get_column("_q").to_numpy())
+    frame = frame.filter("_ask")
     keys = frame.get_column("_q").to_numpy()
-    ordered = np.sort(keys)
     n = np.searchsorted(ordered, keys + span, side="right") - np.searchsorted(ordered, keys - span, side="left")
     return frame.select("flight_id").with_columns(
         pl.Series(f"{prefix}_scheduled_pm{window}", (n - 1).astype(np.uint32))
@@ -478,9 +536,13 @@ def _features(
     """:func:`flight_features` of the flights scheduled in ``keep`` (``[start, end)`` UTC; None: every flight),
     computed from all of ``flights``.
 
-    Memory: the per-flight parts (rates, departures, rotation) are computed over all of ``flights`` but kept for the
-    rows of ``keep`` only, aligned to them and concatenated once, so the frame of the output's width exists for the
-    kept rows and once, not for the whole context and once per part.
+    Cost: every flight of ``flights`` is an event of the windowed parts (rates, departures, waiting, schedule), but
+    only the kept flights are queried (their ``queries``), which about halves the binary searches of a month
+    (BENCHMARKS.md, stop 20). :func:`rotation` runs over the whole context, whose flights are also the donors of
+    :func:`impute_missing_tails`.
+
+    Memory: the per-flight parts are kept for the rows of ``keep`` only, aligned to them and concatenated once, so
+    the frame of the output's width exists for the kept rows and once, not for the whole context and once per part.
     """
     labelled = (
         flights.lazy()
@@ -532,18 +594,18 @@ def _features(
         ),
         planes,
     ).join(tails.rename({"flight_id": "_row"}), on="_row", how="left")
-    per_flight = (  # (function, arguments after the flights): the parts of the module docstring
-        (rolling_late_rates, (["carrier"], "carrier", (*ROLLING_WINDOWS, SAME_DAY_WINDOW))),
-        (rolling_late_rates, (["origin", "dest"], "route", (*ROLLING_WINDOWS, SAME_DAY_WINDOW))),
-        (rolling_late_rates, (["origin"], "origin", (SAME_DAY_WINDOW,))),
-        (rolling_late_rates, (["carrier", "flight"], "flight", ("28d",))),
-        (recent_departures, ("origin", "origin")),
-        (recent_departures, ("carrier", "carrier")),
-        (recent_departures, ("dest", "dest")),
-        (waiting_departures, ("origin", "origin")),
-        (waiting_departures, ("carrier", "carrier")),
-        (scheduled_around, ("origin", "origin")),
-    )
+    per_flight = [  # the parts of the module docstring, each called with the context's flights
+        partial(rolling_late_rates, by=["carrier"], prefix="carrier", windows=(*ROLLING_WINDOWS, SAME_DAY_WINDOW)),
+        partial(rolling_late_rates, by=["origin", "dest"], prefix="route", windows=(*ROLLING_WINDOWS, SAME_DAY_WINDOW)),
+        partial(rolling_late_rates, by=["origin"], prefix="origin", windows=(SAME_DAY_WINDOW,)),
+        partial(rolling_late_rates, by=["carrier", "flight"], prefix="flight", windows=("28d",)),
+        partial(recent_departures, by="origin", prefix="origin"),
+        partial(recent_departures, by="carrier", prefix="carrier"),
+        partial(recent_departures, by="dest", prefix="dest"),
+        partial(waiting_departures, by="origin", prefix="origin"),
+        partial(waiting_departures, by="carrier", prefix="carrier"),
+        partial(scheduled_around, by="origin", prefix="origin"),
+    ]
     del labelled
     rows = with_weather.select("_row")
 
@@ -552,7 +614,9 @@ def _features(
         part = part.rename({"flight_id": "_row"}).filter(pl.col("_row").is_between(first, last, closed="left"))
         return rows.join(part, on="_row", how="left", maintain_order="left").drop("_row")
 
-    aligned = [kept(function(numbered, *args)) for function, args in per_flight]  # one context-wide part at a time
+    # every flight of the context is an event, only the kept ones are queried (numbered's flight_id: row number)
+    queries = None if keep is None else pl.col("flight_id").is_between(first, last, closed="left")
+    aligned = [kept(part(numbered, queries=queries)) for part in per_flight]  # one context-wide part at a time
     aligned.append(kept(tails))
     del numbered, tails
     out = pl.concat([_with_plane(with_weather, planes), *aligned], how="horizontal")
