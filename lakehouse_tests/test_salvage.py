@@ -245,3 +245,18 @@ def test_files_that_cannot_be_read_faithfully_are_still_rejected_whole(tmp_path,
     assert landed.status(name) == "rejected" and landed.bronze.is_empty()
     assert (landed.rejected_dir / name).read_bytes() == payload
     assert landed.rejection(name)["reason"] == reason and detail in landed.rejection(name)["detail"]
+
+
+@pytest.mark.parametrize("fault", ["a row missing from silver", "a row twice in silver"])
+def test_row_accounting_fails_when_silver_loses_or_doubles_a_row(tmp_path, jan, fault):
+    """The books balance on a clean batch (land_and_ingest asserts it) and fail on either fault: a lost row is
+    unaccounted, a doubled one makes bronze look larger than what was read."""
+    landed = land_and_ingest(tmp_path, {"jan.csv": b"\n".join(csv_lines(jan)) + b"\n"})
+    valid = landed.silver.valid
+    broken = valid.slice(1) if fault == "a row missing from silver" else pl.concat([valid, valid.head(1)])
+    books = account_rows(landed.log, landed.bronze, broken, landed.silver.quarantine, FLIGHTS)
+    assert not books.get_column("ok").any()
+    if fault == "a row missing from silver":
+        assert books.get_column("rows_unaccounted").to_list() == [1]
+    else:
+        assert books.get_column("rows_bronze").to_list() == [jan.height + 1]
