@@ -41,14 +41,18 @@ def design_matrix(frame: pd.DataFrame, categorical: dict[str, list[str]], numeri
 
     A categorical value becomes its position in the training categories (as a float), anything else NaN;
     a numeric column is cast to float64 (nulls of nullable or Arrow-backed dtypes become NaN).
+
+    The columns are filled into a column-major buffer (each one a contiguous write) and transposed into C order
+    once: filling a C-order matrix column by column writes one value per cache line (on a month of the 10x feature
+    view, 282,430 rows x 55 inputs, best of 5: 0.34 s that way, 0.23 s this way).
     """
-    matrix = np.empty((len(frame), len(categorical) + len(numeric)), dtype=np.float64)
+    columns = np.empty((len(categorical) + len(numeric), len(frame)), dtype=np.float64)
     for i, (column, values) in enumerate(categorical.items()):
-        codes = {value: float(code) for code, value in enumerate(values)}
-        matrix[:, i] = frame[column].astype(object).map(codes).to_numpy(dtype=np.float64, na_value=np.nan)
+        codes = pd.Categorical(frame[column].astype(object), categories=values).codes  # -1: unseen or missing
+        columns[i] = np.where(codes >= 0, codes, np.nan)
     for j, column in enumerate(numeric, start=len(categorical)):
-        matrix[:, j] = pd.to_numeric(frame[column]).to_numpy(dtype=np.float64, na_value=np.nan)
-    return matrix
+        columns[j] = pd.to_numeric(frame[column]).to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.ascontiguousarray(columns.T)
 
 
 class FlightDelayModel(PythonModel):
