@@ -25,6 +25,7 @@ from lakehouse.metadata import asset_key, metadata_table
 from lakehouse.partitions import MONTHS, month_of_key
 from lakehouse.resources import LakehouseStorage
 from lakehouse.silver.conform import LOCAL_TZ
+from lakehouse.storage import WriteBehind
 from lakehouse.tables import FLIGHT_FEATURES, ROUTE_DAILY_DELAYS, SILVER, Lake, Table
 
 FEATURE_INPUTS = [SILVER[name] for name in ("flights", "weather", "planes")]
@@ -102,35 +103,40 @@ def flight_features(context: dg.AssetExecutionContext, storage: LakehouseStorage
     written: list[dict[str, object]] = []
     ids = []
     rows = 0
-    for key in _month_keys(context):
-        month = month_of_key(key)
-        lo, hi = features.month_context(month)
-        flights = silver_flights_between(lake, inputs["silver/flights"], lo, hi, features.INPUT_COLUMNS)
-        weather_lo = lo - features.WEATHER_AVAILABLE_AFTER - features.WEATHER_TOLERANCE
-        weather = _weather_between(lake, inputs["silver/weather"], weather_lo, hi)
-        start, end = features.month_bounds(month)
-        if flights.filter(pl.col("sched_dep_utc").is_between(start, end, closed="left")).is_empty():
-            frame = _empty(lake, FLIGHT_FEATURES)  # a month without flights (a backfill of the whole range)
-        else:
-            frame = features.month_features(flights, weather, planes, month)
-        if frame is not None:
-            lake.replace_partition(FLIGHT_FEATURES, frame, month, inputs)
-        else:
-            frame = pl.DataFrame({"flight_id": [], "is_late": []}, schema={"flight_id": pl.String, "is_late": pl.Int8})
-        ids.append(frame.select("flight_id"))
-        written.append(
-            {
-                "month": key,
-                "flights": frame.height,
-                "context_flights": flights.height,
-                "late_share": frame.select(pl.col("is_late").cast(pl.Float64).mean()).item(),
-            }
-        )
-        rows += frame.height
-        # this month's own figures on its materialization (the partitions page); the run's are below
-        context.add_asset_metadata({"dagster/row_count": frame.height, **written[-1]}, partition_key=key)
-        context.log.info(f"{FLIGHT_FEATURES.path} {key}: {frame.height:,} flights from {flights.height:,} in context")
-        del flights, weather, frame  # before the next month's read: one month's frames at a time
+    with WriteBehind() as writer:  # month M is written while month M+1 is read and computed
+        for key in _month_keys(context):
+            month = month_of_key(key)
+            lo, hi = features.month_context(month)
+            flights = silver_flights_between(lake, inputs["silver/flights"], lo, hi, features.INPUT_COLUMNS)
+            weather_lo = lo - features.WEATHER_AVAILABLE_AFTER - features.WEATHER_TOLERANCE
+            weather = _weather_between(lake, inputs["silver/weather"], weather_lo, hi)
+            start, end = features.month_bounds(month)
+            if flights.filter(pl.col("sched_dep_utc").is_between(start, end, closed="left")).is_empty():
+                writer.wait()  # the table may be created by the pending write
+                frame = _empty(lake, FLIGHT_FEATURES)  # a month without flights (a backfill of the whole range)
+            else:
+                frame = features.month_features(flights, weather, planes, month)
+            if frame is not None:
+                writer.submit(lake.replace_partition, FLIGHT_FEATURES, frame, month, inputs)
+            else:
+                schema = {"flight_id": pl.String, "is_late": pl.Int8}
+                frame = pl.DataFrame({"flight_id": [], "is_late": []}, schema=schema)
+            ids.append(frame.select("flight_id"))
+            written.append(
+                {
+                    "month": key,
+                    "flights": frame.height,
+                    "context_flights": flights.height,
+                    "late_share": frame.select(pl.col("is_late").cast(pl.Float64).mean()).item(),
+                }
+            )
+            rows += frame.height
+            # this month's own figures on its materialization (the partitions page); the run's are below
+            context.add_asset_metadata({"dagster/row_count": frame.height, **written[-1]}, partition_key=key)
+            context.log.info(
+                f"{FLIGHT_FEATURES.path} {key}: {frame.height:,} flights from {flights.height:,} in context"
+            )
+            del flights, weather, frame  # before the next month's read: one month computed, one being written
     return dg.MaterializeResult(
         metadata={
             "dagster/uri": dg.MetadataValue.path(lake.location(FLIGHT_FEATURES)),

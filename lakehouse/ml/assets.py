@@ -82,6 +82,7 @@ from lakehouse.ml.registry import (
 )
 from lakehouse.partitions import MONTHS, month_of_key
 from lakehouse.resources import LakehouseStorage, ModelRegistry
+from lakehouse.storage import WriteBehind
 from lakehouse.tables import FLIGHT_FEATURES, MODEL_DECISIONS, PREDICTIONS
 
 MODEL_KEY = dg.AssetKey(["ml", "flight_delay_model"])  # lives in the MLflow registry, not in the lake
@@ -497,24 +498,25 @@ def flight_delay_predictions(
     inputs = {scoring.FEATURES_INPUT: features_version, scoring.CHAMPION_INPUT: champion.version}
     scored_at = datetime.now(UTC)
     written = []
-    for key in context.partition_keys:
-        month = month_of_key(key)
-        columns = [*SCORED_COLUMNS, *champion.input_columns]
-        predictions = score_month(read_months(lake, [month], features_version, columns), champion, scored_at)
-        lake.replace_partition(PREDICTIONS, predictions, month, inputs)
-        written.append(
-            {
-                "month": key,
-                "flights": predictions.height,
-                "in_training_window": int(predictions.get_column("in_training_window").sum()),
-                "mean_probability": predictions.select(pl.col("probability").mean()).item(),
-            }
-        )
-        context.add_asset_metadata({"dagster/row_count": predictions.height, **written[-1]}, partition_key=key)
-        context.log.info(
-            f"{PREDICTIONS.path} {key}: scored {predictions.height:,} flights with {champion.name}@{CHAMPION} "
-            f"(v{champion.version})"
-        )
+    with WriteBehind() as writer:  # month M is written while month M+1 is read and scored
+        for key in context.partition_keys:
+            month = month_of_key(key)
+            columns = [*SCORED_COLUMNS, *champion.input_columns]
+            predictions = score_month(read_months(lake, [month], features_version, columns), champion, scored_at)
+            writer.submit(lake.replace_partition, PREDICTIONS, predictions, month, inputs)
+            written.append(
+                {
+                    "month": key,
+                    "flights": predictions.height,
+                    "in_training_window": int(predictions.get_column("in_training_window").sum()),
+                    "mean_probability": predictions.select(pl.col("probability").mean()).item(),
+                }
+            )
+            context.add_asset_metadata({"dagster/row_count": predictions.height, **written[-1]}, partition_key=key)
+            context.log.info(
+                f"{PREDICTIONS.path} {key}: scored {predictions.height:,} flights with {champion.name}@{CHAMPION} "
+                f"(v{champion.version})"
+            )
     return dg.MaterializeResult(
         metadata={
             "dagster/uri": dg.MetadataValue.path(lake.location(PREDICTIONS)),
