@@ -350,10 +350,12 @@ class WriteBehind:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-behind")
         self._pending: Future[Any] | None = None
 
-    def submit(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Wait for the previous write (re-raising its error), then start ``write(*args, **kwargs)``."""
+    def submit(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        """Wait for the previous write (re-raising its error), then start ``write(*args, **kwargs)``; its future
+        holds what ``write`` returns."""
         self.wait()
         self._pending = self._pool.submit(write, *args, **kwargs)
+        return self._pending
 
     def wait(self) -> None:
         """Wait for the pending write, if any, and re-raise its error."""

@@ -2,12 +2,16 @@
 
 Each silver asset processes only the bronze batches it has not consumed yet (a batch: landed files up to a row cap), in
 groups of at most ``max_rows_per_merge`` rows (:func:`lakehouse.silver.conform.batch_groups`), one MERGE per
-group, so memory is bounded by a group, not by what landed since the last run: the last consumed ``_batch_seq`` is
-committed with each MERGE as a Delta application transaction (the table's ``app_id`` in :mod:`lakehouse.tables`),
-so progress and data can never disagree, and a run killed between two groups resumes after the last one. Rows
+group, so memory is bounded by two groups (one MERGEd and checked on a background thread while the next one is read
+and conformed: :class:`lakehouse.storage.WriteBehind`), not by what landed since the last run: the last consumed
+``_batch_seq`` is committed with each MERGE as a Delta application transaction (the table's ``app_id`` in
+:mod:`lakehouse.tables`), so progress and data can never disagree, and a run killed between two groups resumes
+after the last one. Rows
 failing the source's contract (:mod:`lakehouse.contracts`) go to ``silver/<source>_quarantine`` (MERGE on file hash
 and row position, so re-processing is idempotent).
 """
+
+from concurrent.futures import Future
 
 import dagster as dg
 import polars as pl
@@ -17,8 +21,9 @@ from lakehouse.automation import follow_upstream
 from lakehouse.metadata import asset_key, contract_schema, metadata_table, table_metadata
 from lakehouse.resources import LakehouseStorage
 from lakehouse.silver import checks
-from lakehouse.silver.conform import batch_groups, changed_span, conform
+from lakehouse.silver.conform import SilverBatch, batch_groups, changed_span, conform
 from lakehouse.sources import SOURCES, SourceSpec
+from lakehouse.storage import WriteBehind
 from lakehouse.tables import BRONZE, QUARANTINE, SILVER
 
 
@@ -72,25 +77,39 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         rows_read = inserted = updated = superseded = 0
         last_seq: int | None = None
         quarantined: list[pl.DataFrame] = []
-        duplicates, reports = 0, []
-        for first, last in groups:
-            new = bronze.filter(pl.col("_batch_seq").is_between(first, last)).collect()
-            rows_read += new.height
-            batch = conform(new, spec)
-            del new  # only the conformed batch is needed from here on (peak memory)
-            progress = last if rows_read else None
+        written: list[Future[tuple[dict, int, pl.DataFrame]]] = []
+
+        def write_group(
+            batch: SilverBatch, first: int, last: int, progress: int | None
+        ) -> tuple[dict, int, pl.DataFrame]:
+            """MERGE one conformed group (its quarantine, then silver with the progress ``last``), then evaluate
+            the table-wide checks on the partitions it wrote (not the lake, nor the whole run's)."""
             lake.merge(quarantine, batch.quarantine)
             merge = lake.merge(table, batch.valid, progress=progress, changed=changed_span(batch.valid, spec))
-            last_seq = progress if progress is not None else last_seq
+            where = checks.touched_partitions(batch.valid, spec)
+            duplicates = checks.duplicate_keys(lake.scan(table), spec.surrogate_key, where)
+            return merge, duplicates, checks.account_batches(lake, spec, first, last, where)
+
+        # group g is MERGEd and checked on a background thread while group g+1 is read and conformed; the MERGEs
+        # commit one at a time in batch order, so the progress recorded with each is never ahead of the data
+        with WriteBehind() as writer:
+            for first, last in groups:
+                new = bronze.filter(pl.col("_batch_seq").is_between(first, last)).collect()
+                rows_read += new.height
+                batch = conform(new, spec)
+                del new  # only the conformed batch is needed from here on (peak memory)
+                progress = last if rows_read else None
+                last_seq = progress if progress is not None else last_seq
+                superseded += batch.superseded
+                quarantined.append(batch.quarantine.select("_source_file", "_row_number", "failed_checks", "reason"))
+                written.append(writer.submit(write_group, batch, first, last, progress))
+                del batch
+        duplicates, reports = 0, []
+        for merge, group_duplicates, report in (future.result() for future in written):
             inserted += int(merge.get("num_target_rows_inserted", 0))
             updated += int(merge.get("num_target_rows_updated", 0))
-            superseded += batch.superseded
-            quarantined.append(batch.quarantine.select("_source_file", "_row_number", "failed_checks", "reason"))
-            # the table-wide checks, for this group: the partitions it wrote, not the lake nor the whole run's
-            where = checks.touched_partitions(batch.valid, spec)
-            del batch
-            duplicates += checks.duplicate_keys(lake.scan(table), spec.surrogate_key, where)
-            reports.append(checks.account_batches(lake, spec, first, last, where))
+            duplicates += group_duplicates
+            reports.append(report)
         quarantine_rows = pl.concat(quarantined)
         newest = last_seq if last_seq is not None else consumed
         if quarantine_rows.height:
