@@ -337,9 +337,8 @@ class WriteBehind:
     """Writes run one at a time, in the order submitted, on one background thread, while the caller computes the
     next partition: a loop over months overlaps month M's Delta write with month M+1's reads and computation.
 
-    delta-rs encodes and writes Parquet without holding the GIL, so the overlap is real on two cores (a 10x month of
-    ``gold/flight_features``, 282,430 rows x 61 columns: 5.7 s computed then written, 5.2 s overlapped; BENCHMARKS.md,
-    stop 20). At most **one** write is pending: :meth:`submit` first waits for the previous one and re-raises its
+    delta-rs encodes and writes Parquet without holding the GIL, so the overlap is real on two cores (measured on
+    the gold stage at 10x: BENCHMARKS.md, stop 20). At most **one** write is pending: :meth:`submit` first waits for the previous one and re-raises its
     error, so besides the frame being computed memory holds one frame being written, and a failed write stops the
     loop at the next submit. Leaving the ``with`` block waits for the last write and re-raises its error; when the
     block itself raises, the pending write still finishes (each write is one atomic Delta commit, so a write that
