@@ -338,9 +338,10 @@ class WriteBehind:
     next partition: a loop over months overlaps month M's Delta write with month M+1's reads and computation.
 
     delta-rs encodes and writes Parquet without holding the GIL, so the overlap is real on two cores (measured on
-    the gold stage at 10x: BENCHMARKS.md, stop 20). At most **one** write is pending: :meth:`submit` first waits for the previous one and re-raises its
-    error, so besides the frame being computed memory holds one frame being written, and a failed write stops the
-    loop at the next submit. Leaving the ``with`` block waits for the last write and re-raises its error; when the
+    the gold stage at 10x: BENCHMARKS.md, stop 20; docs/stack-notes.md, "delta-rs writes release the GIL"). At most
+    **one** write is pending: :meth:`submit` first waits for the previous one and re-raises its error, so besides
+    the frame being computed memory holds one frame being written, and a failed write stops the loop at the next
+    submit. Leaving the ``with`` block waits for the last write and re-raises its error; when the
     block itself raises, the pending write still finishes (each write is one atomic Delta commit, so a write that
     does not finish leaves nothing behind) and the block's error propagates.
     """
