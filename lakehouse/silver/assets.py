@@ -6,9 +6,8 @@ group, so memory is bounded by two groups (one MERGEd and checked on a backgroun
 and conformed: :class:`lakehouse.storage.WriteBehind`), not by what landed since the last run: the last consumed
 ``_batch_seq`` is committed with each MERGE as a Delta application transaction (the table's ``app_id`` in
 :mod:`lakehouse.tables`), so progress and data can never disagree, and a run killed between two groups resumes
-after the last one. Rows
-failing the source's contract (:mod:`lakehouse.contracts`) go to ``silver/<source>_quarantine`` (MERGE on file hash
-and row position, so re-processing is idempotent).
+after the last one. Rows failing the source's contract (:mod:`lakehouse.contracts`) go to
+``silver/<source>_quarantine`` (MERGE on file hash and row position, so re-processing is idempotent).
 """
 
 from concurrent.futures import Future
