@@ -341,9 +341,9 @@ class WriteBehind:
     the gold stage at 10x: BENCHMARKS.md, stop 20; docs/stack-notes.md, "delta-rs writes release the GIL"). At most
     **one** write is pending: :meth:`submit` first waits for the previous one and re-raises its error, so besides
     the frame being computed memory holds one frame being written, and a failed write stops the loop at the next
-    submit. Leaving the ``with`` block waits for the last write and re-raises its error; when the
-    block itself raises, the pending write still finishes (each write is one atomic Delta commit, so a write that
-    does not finish leaves nothing behind) and the block's error propagates.
+    submit. Leaving the ``with`` block waits for the last write and re-raises its error; when the block itself
+    raises, the pending write still finishes (each write is one atomic Delta commit, so a write that does not
+    finish leaves nothing behind) and the block's error propagates.
     """
 
     def __init__(self) -> None:

@@ -208,6 +208,11 @@ def _key(by: list[str], instant: pl.Expr) -> pl.Expr:
     return _group_code(by) * _GROUP_STRIDE + _minutes(instant)
 
 
+def _asked(queries: pl.Expr | None) -> pl.Expr:
+    """``_ask`` (Boolean): whether a flight is queried (every flight when ``queries`` is None; a null is not)."""
+    return (pl.lit(True) if queries is None else queries.fill_null(False)).alias("_ask")
+
+
 def trailing_sums(
     flights: pl.DataFrame,
     by: list[str],
@@ -249,7 +254,7 @@ def trailing_sums_by_window(
         _key(by, pl.col("sched_dep_utc")).alias("_q"),
         _key(by, known_at).alias("_e"),
         *[v.cast(pl.Float64).fill_null(0.0).alias(f"_v_{k}") for k, v in values.items()],
-        (pl.lit(True) if queries is None else queries.fill_null(False)).alias("_ask"),
+        _asked(queries),
     ).filter(pl.col("_q").is_not_null())
     is_event = frame.get_column("_e").is_not_null().to_numpy()
     event = frame.get_column("_e").fill_null(0).to_numpy()
@@ -353,7 +358,7 @@ def waiting_departures(
         _key(keys_by, pl.col("sched_dep_utc")).alias("_q"),
         _key(keys_by, departed_at()).alias("_t"),
         _minutes(pl.col("sched_dep_utc")).alias("_m"),
-        (pl.lit(True) if queries is None else queries.fill_null(False)).alias("_ask"),
+        _asked(queries),
     ).filter(pl.col("_q").is_not_null())
     start = frame.get_column("_q").to_numpy()
     minutes = frame.get_column("_m").to_numpy()
@@ -399,7 +404,7 @@ def scheduled_around(
     frame = flights.select(
         "flight_id",
         _key([by], pl.col("sched_dep_utc")).alias("_q"),
-        (pl.lit(True) if queries is None else queries.fill_null(False)).alias("_ask"),
+        _asked(queries),
     ).drop_nulls("_q")
     ordered = np.sort(frame.get_column("_q").to_numpy())
     frame = frame.filter("_ask")
