@@ -39,12 +39,23 @@ from typing import Any
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import DeltaError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from lakehouse.locations import storage_options
 
 CONSTRAINT_PREFIX = "delta.constraints."
 REFUSED = "Invalid data found"  # delta-rs 1.6's message when rows fail a CHECK constraint
+TABLE_PROPERTIES = {"delta.checkpointInterval": "10", "delta.enableExpiredLogCleanup": "false"}
+"""Delta table properties every table is created with (``configuration=`` of its first write; delta-rs ignores
+``configuration`` on a write to an existing table). Opening a table replays the JSON commits since its last
+checkpoint, so without checkpoints every open costs O(commits): measured 1.5 ms on 1 commit, 6.4 ms on 11, 13 ms on
+30 (``DeltaTable(p)`` of a small partitioned table). With ``delta.checkpointInterval`` = 10 the commit that makes a
+version ``v`` with ``(v + 1) % 10 == 0`` writes ``<v>.checkpoint.parquet`` (delta-rs's post-commit hook), and an open
+replays at most 9 JSON commits after it: 6.1 ms on 30. Checkpointing also runs the hook's log clean-up, which would
+delete JSON commits older than ``delta.logRetentionDuration`` (30 days) and with them time travel to the versions
+models and partitions record (:meth:`lakehouse.tables.Lake.built_from`): ``delta.enableExpiredLogCleanup`` = false
+leaves that decision to the maintenance job (``cleanup_metadata``, :mod:`lakehouse.maintenance.housekeeping`). All
+three measured with deltalake 1.6 (docs/stack-notes.md, "Delta checkpoints")."""
 
 
 class ConstraintViolation(ValueError):
@@ -65,6 +76,15 @@ class ConstraintViolation(ValueError):
 def table_exists(path: str) -> bool:
     """True when a Delta table (a ``_delta_log``) exists at the location ``path``."""
     return DeltaTable.is_deltatable(path, storage_options=storage_options(path))
+
+
+def open_existing(path: str) -> DeltaTable | None:
+    """The latest version of the Delta table at ``path``, None when there is none (one log replay, where
+    :func:`table_exists` then :func:`open_table` make two)."""
+    try:
+        return open_table(path)
+    except TableNotFoundError:
+        return None
 
 
 def open_table(path: str, version: int | None = None) -> DeltaTable:
@@ -97,9 +117,12 @@ def consumed_version(path: str, app_id: str) -> int:
 
 def constraints(path: str) -> dict[str, str]:
     """The table's CHECK constraints, ``{name: sql}`` as delta-rs stores them (``{}`` without a table)."""
-    if not table_exists(path):
-        return {}
-    config = open_table(path).metadata().configuration
+    dt = open_existing(path)
+    return {} if dt is None else _constraints(dt)
+
+
+def _constraints(dt: DeltaTable) -> dict[str, str]:
+    config = dt.metadata().configuration
     return {k.removeprefix(CONSTRAINT_PREFIX): v for k, v in config.items() if k.startswith(CONSTRAINT_PREFIX)}
 
 
@@ -143,11 +166,17 @@ def ensure_constraints(path: str, declared: Mapping[str, str]) -> dict[str, list
 
     Raises:
         ConstraintViolation: existing rows fail a constraint being added (nothing is changed then).
+        deltalake.exceptions.TableNotFoundError: no table at ``path``.
     """
-    current = constraints(path)
+    return _ensure_constraints(open_table(path), path, declared)
+
+
+def _ensure_constraints(dt: DeltaTable, path: str, declared: Mapping[str, str]) -> dict[str, list[str]]:
+    """:func:`ensure_constraints` on an open table (``dt`` follows its own commits: a write through it after this
+    starts from the new version)."""
+    current = _constraints(dt)
     missing = {k: v for k, v in declared.items() if k not in current}
     extra = [k for k in current if k not in declared]
-    dt = open_table(path)
     if missing:
         with _refusal(path, scan(path), missing):
             dt.alter.add_constraint(missing)
@@ -170,6 +199,7 @@ def create(
         mode="append",
         partition_by=list(partition_by) if partition_by else None,
         storage_options=storage_options(path),
+        configuration=TABLE_PROPERTIES,
     )
     if checks:
         open_table(path).alter.add_constraint(dict(checks))
@@ -202,6 +232,7 @@ def append(
             # its older rows read it as null
             schema_mode="merge",
             partition_by=list(partition_by) if partition_by and not table_exists(path) else None,
+            configuration=TABLE_PROPERTIES,
             commit_properties=_commit(app_id, version, metadata),
         )
 
@@ -220,6 +251,7 @@ def overwrite(
             mode="overwrite",
             schema_mode="overwrite",
             partition_by=list(partition_by) if partition_by else None,
+            configuration=TABLE_PROPERTIES,
             commit_properties=_commit(None, None, metadata),
         )
 
@@ -230,13 +262,18 @@ class LayoutMismatch(RuntimeError):
 
 def check_layout(path: str, partition_by: Sequence[str]) -> None:
     """Raise :class:`LayoutMismatch` when the table at ``path`` exists partitioned otherwise than ``partition_by``."""
-    if table_exists(path):
-        existing = open_table(path).metadata().partition_columns
-        if list(existing) != list(partition_by):
-            raise LayoutMismatch(
-                f"{path} is partitioned by {existing or 'nothing'}, this version writes it by {list(partition_by)}: "
-                "`uv run lakehouse repair` moves it aside and the next run rebuilds it"
-            )
+    dt = open_existing(path)
+    if dt is not None:
+        _check_layout(dt, path, partition_by)
+
+
+def _check_layout(dt: DeltaTable, path: str, partition_by: Sequence[str]) -> None:
+    existing = dt.metadata().partition_columns
+    if list(existing) != list(partition_by):
+        raise LayoutMismatch(
+            f"{path} is partitioned by {existing or 'nothing'}, this version writes it by {list(partition_by)}: "
+            "`uv run lakehouse repair` moves it aside and the next run rebuilds it"
+        )
 
 
 def replace_partition(
@@ -246,25 +283,40 @@ def replace_partition(
     column: str,
     value: date,
     partition_by: Sequence[str],
+    checks: Mapping[str, str] | None = None,
     metadata: dict | None = None,
 ) -> None:
     """Replace the rows of one partition (``column = value``, a Date) with ``frame``, leaving the others untouched
     (Delta's replace-where: ``write_deltalake(mode="overwrite", predicate=...)``; delta-rs refuses the commit when
     a row of ``frame`` does not match the predicate, and an empty ``frame`` removes the partition's rows).
 
+    With ``checks`` (``{name: sql}``), the table carries exactly those CHECK constraints before ``frame`` is written:
+    created empty with them (:func:`create`) or given what it lacks (:func:`ensure_constraints`). The table's log
+    is replayed once for the layout check, the constraints and the write (a write's cost must not grow with the
+    table's commits: :data:`TABLE_PROPERTIES`).
+
     Raises:
         LayoutMismatch: the table exists with other partition columns (move it aside: ``lakehouse repair``).
+        ConstraintViolation: a row of ``frame`` (or, for a constraint being added, of the table) fails a constraint.
     """
     _ensure_parent(path)
-    check_layout(path, partition_by)
+    dt = open_existing(path)
+    if dt is None and checks:
+        create(path, frame, partition_by=partition_by, checks=checks)
+        dt = open_table(path)
+    elif dt is not None:
+        _check_layout(dt, path, partition_by)
+        if checks is not None:
+            _ensure_constraints(dt, path, checks)
     with _refusal(path, frame):
         write_deltalake(
-            path,
+            path if dt is None else dt,
             frame,
             storage_options=storage_options(path),
             mode="overwrite",
             predicate=f"{column} = '{value.isoformat()}'",
             partition_by=list(partition_by),
+            configuration=TABLE_PROPERTIES,
             commit_properties=_commit(None, None, metadata),
         )
 

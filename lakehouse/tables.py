@@ -29,9 +29,9 @@ with its constraints before its first rows and, before every write, adds what an
 what is no longer declared); a row that fails one is refused by the table itself
 (:class:`lakehouse.storage.ConstraintViolation`), whoever writes it.
 
-**Maintenance commits.** ``OPTIMIZE``, ``VACUUM START/END`` and ``ADD/DROP CONSTRAINT`` commits change no row:
-:meth:`Lake.data_version` and :meth:`Lake.built_from` look through them, so compacting or vacuuming silver does not
-make gold rebuild.
+**Maintenance commits.** ``OPTIMIZE``, ``VACUUM START/END``, ``ADD/DROP CONSTRAINT`` and ``SET TBLPROPERTIES``
+commits change no row: :meth:`Lake.data_version` and :meth:`Lake.built_from` look through them, so compacting or
+vacuuming silver does not make gold rebuild.
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ from lakehouse.sources import SOURCES
 INPUTS_KEY = "lakehouse.inputs"  # commit metadata: the input tables' Delta versions a derived table was built from
 PARTITION_KEY = "lakehouse.partition"  # commit metadata: the partition (ISO date) a replace-where commit wrote
 CHANGED_KEY = "lakehouse.changed"  # commit metadata: what a silver commit's rows touch (Lake.merge)
-NO_DATA_CHANGE = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END", "ADD CONSTRAINT", "DROP CONSTRAINT"})
+NO_DATA_CHANGE = frozenset(
+    {"OPTIMIZE", "VACUUM START", "VACUUM END", "ADD CONSTRAINT", "DROP CONSTRAINT", "SET TBLPROPERTIES"}
+)
 """Delta operations (``history()[i]["operation"]`` in delta-rs 1.6) that leave every row as it was."""
 ROW_ID = ("_content_hash", "_row_number")
 """Identity of a landed row: the sha256 of its file's bytes and its 1-based line in the file, header not counted
@@ -228,14 +230,13 @@ class Lake:
             lakehouse.storage.LayoutMismatch: the table exists partitioned otherwise (an older version wrote it).
         """
         (column,) = table.partition_by
-        storage.check_layout(self.location(table), table.partition_by)
-        self._constrain(table, frame)
         storage.replace_partition(
             self.location(table),
             frame,
             column=column,
             value=value,
             partition_by=table.partition_by,
+            checks=table.check_constraints(frame.columns) if table.constraints_from else None,
             metadata={INPUTS_KEY: json.dumps(inputs, sort_keys=True), PARTITION_KEY: value.isoformat()},
         )
 

@@ -23,9 +23,12 @@ commit per write. :func:`maintain` does, per table of the catalogue (:mod:`lakeh
 4. **clean the log** (``cleanup_metadata``): delete JSON commits older than ``delta.logRetentionDuration``
    (30 days) that precede the checkpoint; skipped for a table with ``keep_versions``, whose time travel needs
    those commits.
+5. **table properties**: give a table created by an earlier version the properties every table is now created
+   with (:data:`lakehouse.storage.TABLE_PROPERTIES`: a checkpoint every 10 commits, the log's clean-up left to
+   step 4), one ``SET TBLPROPERTIES`` commit, nothing when it has them.
 
-Maintenance changes no row. Its commits (``OPTIMIZE``, ``VACUUM START/END``) are looked through by
-:meth:`lakehouse.tables.Lake.data_version`, so maintained silver tables do not make gold rebuild.
+Maintenance changes no row. Its commits (``OPTIMIZE``, ``VACUUM START/END``, ``SET TBLPROPERTIES``) are looked
+through by :meth:`lakehouse.tables.Lake.data_version`, so maintained silver tables do not make gold rebuild.
 """
 
 from __future__ import annotations
@@ -167,10 +170,11 @@ def maintain(
     compact: bool = True,
     target_size: int | None = None,
 ) -> TableReport:
-    """Compact (unless ``table.overwritten`` or not ``compact``), vacuum, checkpoint and clean the log of
-    ``table`` (module docstring). ``retention_hours``: how long a removed file stays on disk (hours, >= 0);
-    ``keep_versions``: Delta versions whose files are kept whatever their age (versions the table no longer has
-    are ignored); ``target_size``: bytes per compacted file (None: ``delta.targetFileSize`` or 100 MB).
+    """Compact (unless ``table.overwritten`` or not ``compact``), vacuum, checkpoint, clean the log of and set the
+    missing table properties of ``table`` (module docstring). ``retention_hours``: how long a removed file stays
+    on disk (hours, >= 0); ``keep_versions``: Delta versions whose files are kept whatever their age (versions the
+    table no longer has are ignored); ``target_size``: bytes per compacted file (None: ``delta.targetFileSize`` or
+    100 MB).
 
     Raises:
         ValueError: ``retention_hours`` is negative.
@@ -201,6 +205,10 @@ def maintain(
     dt.create_checkpoint()
     if not kept:
         dt.cleanup_metadata()
+    configuration = dt.metadata().configuration
+    missing = {k: v for k, v in storage.TABLE_PROPERTIES.items() if configuration.get(k) != v}
+    if missing:
+        dt.alter.set_table_properties(missing)
     return TableReport(
         table.path,
         before,
