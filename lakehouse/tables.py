@@ -243,8 +243,9 @@ class Lake:
     def partition_commits(self, table: Table) -> dict[date, tuple[int, dict[str, int]]]:
         """Per partition value present in ``table``: the Delta version of the newest commit that wrote it
         (:meth:`replace_partition`) and the ``inputs`` that commit recorded (``-1, {}`` for a partition whose
-        writing commit is no longer in the log); ``{}`` without the table. Reads the Delta log's commit infos
-        (O(commits); maintenance checkpoints keep that small)."""
+        writing commit is no longer in the log); ``{}`` without the table. Reads the commit infos of every JSON commit
+        left in the log (a checkpoint does not shorten that; the maintenance job's log clean-up does): one commit
+        per month written."""
         if not self.exists(table):
             return {}
         dt = storage.open_table(self.location(table))
