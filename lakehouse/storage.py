@@ -260,14 +260,9 @@ class LayoutMismatch(RuntimeError):
     """An existing table is partitioned differently from what its writer expects (written by an older version)."""
 
 
-def check_layout(path: str, partition_by: Sequence[str]) -> None:
-    """Raise :class:`LayoutMismatch` when the table at ``path`` exists partitioned otherwise than ``partition_by``."""
-    dt = open_existing(path)
-    if dt is not None:
-        _check_layout(dt, path, partition_by)
-
-
 def _check_layout(dt: DeltaTable, path: str, partition_by: Sequence[str]) -> None:
+    """Raise :class:`LayoutMismatch` when the table ``dt`` (at ``path``) is partitioned otherwise than
+    ``partition_by``."""
     existing = dt.metadata().partition_columns
     if list(existing) != list(partition_by):
         raise LayoutMismatch(
