@@ -44,9 +44,10 @@ from dagster._core.events import DagsterEventType
 
 from benchmarks.make_data import build_landing
 from lakehouse.definitions import build_definitions
-from lakehouse.landing import YEAR
+from lakehouse.landing import monthly_file_name
 from lakehouse.pipeline import materialize_medallion
 from lakehouse.settings import Settings
+from lakehouse.sources import SOURCES
 from lakehouse.tables import Lake
 
 NO_ML = dg.AssetSelection.groups("bronze", "silver", "gold")
@@ -73,11 +74,16 @@ def build(k: int, scale: int, work: Path) -> Path:
     instance, MLflow store) beside it, for :func:`add_one_month`; return the copy's path."""
     land_and_run(scale, work, range(1, k + 1))
     before = work.with_name(work.name + "-before")
-    landing = work / "data" / "landing"
+    landing = landing_of(work)
     shutil.copytree(
-        work, before, symlinks=True, ignore=lambda folder, _: ["landing"] if Path(folder) == landing.parent else []
+        work, before, symlinks=True, ignore=lambda folder, names: [n for n in names if Path(folder, n) == landing]
     )
     return before
+
+
+def landing_of(work: Path) -> Path:
+    """The landing zone of the data folder at ``work`` (where :func:`land_and_run` lands)."""
+    return Path(Settings.from_env(work / "data").landing_dir)
 
 
 def add_one_month(k: int, scale: int, work: Path, before: Path) -> dict[str, float]:
@@ -88,13 +94,14 @@ def add_one_month(k: int, scale: int, work: Path, before: Path) -> dict[str, flo
     Raises:
         RuntimeError: a run of the second run failed.
     """
-    landing, kept = work / "data" / "landing", work.with_name(work.name + "-landing")
+    landing, kept = landing_of(work), work.with_name(work.name + "-landing")
     landing.rename(kept)  # the landed files keep their change time (module docstring)
     shutil.rmtree(work)
     shutil.copytree(before, work, symlinks=True)  # the same paths: MLflow's artifact locations hold
     kept.rename(landing)
-    for landed in landing.glob(f"*/*_{YEAR}_{k + 1:02d}.csv"):  # the month this run lands
-        landed.unlink()
+    for spec in SOURCES.values():  # the month this run lands
+        if spec.monthly:
+            (landing / spec.name / monthly_file_name(spec.name, k + 1)).unlink(missing_ok=True)
     command = [sys.executable, "-m", "benchmarks.incremental", "--second", str(work), "--scale", str(scale)]
     done = subprocess.run([*command, "--k", str(k)], capture_output=True, text=True)
     if done.returncode != 0:
