@@ -219,19 +219,24 @@ def append(
     app_id: str | None = None,
     version: int | None = None,
     metadata: dict | None = None,
+    table: DeltaTable | None = None,
 ) -> None:
-    """Append ``frame`` (creating the table if needed), optionally recording ``(app_id, version)`` atomically."""
+    """Append ``frame`` (creating the table if needed), optionally recording ``(app_id, version)`` atomically.
+
+    ``table``: the table as the caller opened it, when the caller decided to append by reading it; the commit is
+    then checked against every commit made since that version (one carrying the same application id is refused).
+    """
     _ensure_parent(path)
     with _refusal(path, frame):
         write_deltalake(
-            path,
+            path if table is None else table,
             frame,
             storage_options=storage_options(path),
             mode="append",
             # a column added by a later version of the code (e.g. bronze's _parse_error) is added to an existing table;
             # its older rows read it as null
             schema_mode="merge",
-            partition_by=list(partition_by) if partition_by and not table_exists(path) else None,
+            partition_by=list(partition_by) if partition_by and table is None and not table_exists(path) else None,
             configuration=TABLE_PROPERTIES,
             commit_properties=_commit(app_id, version, metadata),
         )
@@ -330,6 +335,7 @@ def upsert(
     key: Sequence[str],
     *,
     partition_by: Sequence[str] = (),
+    key_fixes_partition: bool = False,
     app_id: str | None = None,
     version: int | None = None,
     metadata: dict | None = None,
@@ -342,14 +348,29 @@ def upsert(
     costs what the touched partitions cost, not what the table costs (measured: ~4x faster on an
     11-month table; docs/stack-notes.md, "Delta MERGE").
 
+    ``key_fixes_partition``: the caller guarantees that a row's ``key`` determines its partition (the partition
+    columns are functions of the key). Then no row of a partition the table does not hold yet can match, and a
+    ``frame`` that touches only such partitions (a new month) is appended in one commit, with the same metadata
+    and application transaction, instead of MERGEd (same rows; measured at 10x, three groups of four months:
+    5.5-5.8 s against 7.3-8.0 s; docs/stack-notes.md, "Delta MERGE"). A concurrent writer that added one of those
+    partitions after this function opened the table would not be seen by a blind append, so the append is written
+    through the table as opened: delta-rs checks it against the commits made since, and refuses it when one of
+    them carries the same application id (a silver writer commits its progress, ``app_id``, with every write;
+    docs/stack-notes.md, "Delta application transactions"), so such a race cannot add a row twice.
+
     Returns:
         delta-rs MERGE metrics (``num_target_rows_inserted``, ``num_target_rows_updated``, ...), or
-        ``{"num_target_rows_inserted": len(frame)}`` when the table was created.
+        ``{"num_target_rows_inserted": len(frame), "num_target_rows_updated": 0}`` when the rows were appended.
     """
-    if frame.is_empty() and table_exists(path):
+    dt = open_existing(path)
+    if frame.is_empty() and dt is not None:
         return {"num_target_rows_inserted": 0, "num_target_rows_updated": 0}
-    if not table_exists(path) or not open_table(path).file_uris():  # new, or created empty by create()
-        append(path, frame, partition_by=partition_by, app_id=app_id, version=version, metadata=metadata)
+    if (
+        dt is None
+        or not dt.file_uris()  # new, or created empty by create()
+        or (key_fixes_partition and partition_by and not _holds_any(dt, frame, partition_by))
+    ):
+        append(path, frame, partition_by=partition_by, app_id=app_id, version=version, metadata=metadata, table=dt)
         return {"num_target_rows_inserted": frame.height, "num_target_rows_updated": 0}
     clauses = []
     for col in partition_by:
@@ -359,8 +380,7 @@ def upsert(
     clauses += [f"t.{k} = s.{k}" for k in key]
     with _refusal(path, frame):
         return (
-            open_table(path)
-            .merge(
+            dt.merge(
                 frame,
                 predicate=" AND ".join(clauses),
                 source_alias="s",
@@ -371,6 +391,17 @@ def upsert(
             .when_not_matched_insert_all()
             .execute()
         )
+
+
+def _holds_any(dt: DeltaTable, frame: pl.DataFrame, partition_by: Sequence[str]) -> bool:
+    """True when the table ``dt`` has rows in a partition of ``frame``'s rows, or when that cannot be told here: a
+    partition column that is not an integer, string or date (Delta stores partition values as strings; these
+    three print the same in polars and in the log)."""
+    if not all(frame.schema[c].is_integer() or frame.schema[c] in (pl.String, pl.Date) for c in partition_by):
+        return True
+    held = {tuple(p.get(c) for c in partition_by) for p in dt.partitions()}
+    wanted = {tuple(None if v is None else str(v) for v in row) for row in frame.select(partition_by).unique().rows()}
+    return not held.isdisjoint(wanted)
 
 
 def read(path: str, columns: Sequence[str] | None = None) -> pl.DataFrame:

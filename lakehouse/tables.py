@@ -99,6 +99,16 @@ class Table:
         return out
 
     @property
+    def key_fixes_partition(self) -> bool:
+        """True when a row's ``merge_key`` determines its partition: the table is partitioned by natural-key columns,
+        and its merge key is that natural key or the surrogate key derived from it (UUID v5 over the natural key,
+        :func:`lakehouse.silver.conform.add_surrogate_key`), so rows with equal merge keys share a partition."""
+        of_natural_key = self.merge_key == self.natural_key or (
+            len(self.merge_key) == 1 and self.merge_key[0] in {s.surrogate_key for s in SOURCES.values()}
+        )
+        return of_natural_key and bool(self.partition_by) and set(self.partition_by) <= set(self.natural_key)
+
+    @property
     def key(self) -> tuple[str, str]:
         """Asset key path (``("silver", "flights")``); the Dagster ``AssetKey`` is built from it."""
         return (self.layer, self.name)
@@ -204,7 +214,8 @@ class Lake:
     def merge(
         self, table: Table, frame: pl.DataFrame, *, progress: int | None = None, changed: dict | None = None
     ) -> dict:
-        """MERGE ``frame`` on ``table.merge_key`` (see :func:`lakehouse.storage.upsert`); returns its metrics.
+        """MERGE ``frame`` on ``table.merge_key`` (see :func:`lakehouse.storage.upsert`; rows of partitions the table
+        does not hold yet are appended when :attr:`Table.key_fixes_partition`); returns its metrics.
 
         ``changed`` (JSON-able) is recorded in the commit under :data:`CHANGED_KEY`: what the rows of this commit
         touch (a silver table records the span of its rows' event times, :meth:`changes_since` reads it back).
@@ -216,6 +227,7 @@ class Lake:
             frame,
             table.merge_key,
             partition_by=table.partition_by,
+            key_fixes_partition=table.key_fixes_partition,
             app_id=table.app_id if progress is not None else None,
             version=progress,
             metadata=None if changed is None else {CHANGED_KEY: json.dumps(changed, sort_keys=True)},

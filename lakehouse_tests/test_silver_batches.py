@@ -7,15 +7,18 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pytest
 from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError
 
+from lakehouse import storage
 from lakehouse.bronze.ingest import ingest_source
 from lakehouse.landing import land
 from lakehouse.settings import Settings
-from lakehouse.silver.conform import batch_groups
+from lakehouse.silver.conform import batch_groups, conform
 from lakehouse.sources import SOURCES
-from lakehouse.tables import BRONZE, CHANGED_KEY, Lake, Landing
-from lakehouse_tests.helpers import location, materialize_all, read_table
+from lakehouse.tables import BRONZE, CHANGED_KEY, SILVER, Lake, Landing
+from lakehouse_tests.helpers import bronze_of, location, materialize_all, read_table
 
 SELECTION = [dg.AssetKey(["bronze", "flights"]), dg.AssetKey(["silver", "flights"])]
 
@@ -108,3 +111,66 @@ def test_silver_merges_batches_in_bounded_groups_with_the_result_of_one_merge(tm
     assert checks_b["row_accounting"][1]["rows_in_silver"] == bounded.height
     ignore = ["_updated_at", "_ingested_at"]  # when each lake was written
     assert bounded.drop(ignore).sort("flight_id").equals(single.drop(ignore).sort("flight_id"))
+
+
+def test_a_month_silver_does_not_hold_yet_is_appended_and_a_held_month_is_merged(tmp_path, raw_flights):
+    """A flight's natural key fixes its (year, month) partition, so rows of a month the table does not hold cannot
+    match any row: they are appended (one WRITE commit with the progress), which is cheaper than a MERGE; a group
+    touching a held month is MERGEd. The rows are those MERGEs would give."""
+    spec, table = SOURCES["flights"], SILVER["flights"]
+
+    def rows(month: int, day: int) -> pl.DataFrame:
+        day_rows = raw_flights.filter((pl.col("month") == str(month)) & (pl.col("day") == str(day)))
+        return conform(bronze_of("flights", day_rows), spec).valid
+
+    jan1, jan2, feb1, mar1 = rows(1, 1), rows(1, 2), rows(2, 1), rows(3, 1)
+    lake = Lake(str(tmp_path / "lake"))
+
+    def last_operation() -> str:
+        return DeltaTable(lake.location(table)).history(1)[0]["operation"]
+
+    lake.merge(table, jan1, progress=1)
+    metrics = lake.merge(table, feb1, progress=2)  # February is new: appended
+    assert last_operation() == "WRITE"
+    assert (metrics["num_target_rows_inserted"], metrics["num_target_rows_updated"]) == (feb1.height, 0)
+    assert lake.consumed_version(table) == 2
+
+    corrected = jan1.head(3).with_columns(pl.lit(42, dtype=pl.Int32).alias("dep_delay"))
+    metrics = lake.merge(table, pl.concat([corrected, jan2]), progress=3)  # January is held: MERGE
+    assert last_operation() == "MERGE"
+    assert (metrics["num_target_rows_inserted"], metrics["num_target_rows_updated"]) == (jan2.height, 3)
+
+    february_again = feb1.head(2).with_columns(pl.lit(7, dtype=pl.Int32).alias("dep_delay"))
+    metrics = lake.merge(table, pl.concat([february_again, mar1]), progress=4)  # one held month: MERGE
+    assert last_operation() == "MERGE"
+    assert (metrics["num_target_rows_inserted"], metrics["num_target_rows_updated"]) == (mar1.height, 2)
+
+    silver = lake.read(table)
+    assert silver.height == jan1.height + jan2.height + feb1.height + mar1.height
+    assert silver.get_column(spec.surrogate_key).n_unique() == silver.height
+    key = spec.surrogate_key
+    assert silver.join(corrected.select(key), on=key).get_column("dep_delay").to_list() == [42, 42, 42]
+    assert silver.join(february_again.select(key), on=key).get_column("dep_delay").to_list() == [7, 7]
+    assert lake.consumed_version(table) == 4
+
+
+def test_a_writer_that_decided_to_append_a_month_another_writer_added_meanwhile_is_refused(
+    tmp_path, raw_flights, monkeypatch
+):
+    """Two silver writers both find February missing and append it: the second commit, decided on the version
+    before the first, carries the same application id as the first and is refused; February is held once."""
+    spec, table = SOURCES["flights"], SILVER["flights"]
+    jan1, feb1 = (
+        conform(bronze_of("flights", raw_flights.filter((pl.col("month") == m) & (pl.col("day") == "1"))), spec).valid
+        for m in ("1", "2")
+    )
+    lake = Lake(str(tmp_path / "lake"))
+    lake.merge(table, jan1, progress=1)
+    before = storage.open_table(lake.location(table))  # what the second writer read: no February yet
+    lake.merge(table, feb1, progress=2)  # the first writer appends February
+    monkeypatch.setattr(storage, "open_existing", lambda path: before)
+    with pytest.raises(CommitFailedError, match="Concurrent transaction"):
+        lake.merge(table, feb1, progress=2)
+    monkeypatch.undo()
+    assert lake.read(table).height == jan1.height + feb1.height
+    assert lake.consumed_version(table) == 2
