@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,16 +12,26 @@ import pytest
 
 from lakehouse.landing import read_raw_table
 
+DEFAULT_DATA_ROOT = pytest.StashKey[Path]()
+
 # Server fixtures started by the tests themselves (no test skips for a missing server).
 pytest_plugins = ["lakehouse_tests.object_store", "lakehouse_tests.servers", "lakehouse_tests.cli_slice"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Point the default locations at a temporary folder before anything imports ``lakehouse.definitions``, so no
-    test ever writes into the repository's data folder (the module-level ``defs`` resolves them at import time)."""
-    os.environ["LAKEHOUSE_DATA_DIR"] = str(Path(tempfile.mkdtemp(prefix="lakehouse-tests-")) / "data")
+    test ever writes into the repository's data folder (the module-level ``defs`` resolves them at import time);
+    the folder is removed when the session ends (:func:`pytest_unconfigure`)."""
+    config.stash[DEFAULT_DATA_ROOT] = Path(tempfile.mkdtemp(prefix="lakehouse-tests-"))
+    os.environ["LAKEHOUSE_DATA_DIR"] = str(config.stash[DEFAULT_DATA_ROOT] / "data")
     for name in ("LAKEHOUSE_LANDING_DIR", "LAKEHOUSE_LAKE_DIR", "LAKEHOUSE_MLFLOW_URI", "LAKEHOUSE_MLFLOW_ARTIFACTS"):
         os.environ.pop(name, None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    root = config.stash.get(DEFAULT_DATA_ROOT, None)
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
