@@ -1,10 +1,11 @@
 """Silver assets: typed, validated, deduplicated tables upserted (MERGE) on their surrogate key.
 
 Each silver asset processes only the bronze batches it has not consumed yet (a batch: landed files up to a row cap), in
-groups of at most ``max_rows_per_merge`` rows (:func:`lakehouse.silver.conform.batch_groups`), one MERGE per
-group, so memory is bounded by two groups (one MERGEd and checked on a background thread while the next one is read
+groups of at most ``max_rows_per_merge`` rows (:func:`lakehouse.silver.conform.batch_groups`), one commit per
+group (a MERGE, or an append when every month of the group is new to the table: :meth:`lakehouse.tables.Lake.merge`),
+so memory is bounded by two groups (one written and checked on a background thread while the next one is read
 and conformed: :class:`lakehouse.storage.WriteBehind`), not by what landed since the last run: the last consumed
-``_batch_seq`` is committed with each MERGE as a Delta application transaction (the table's ``app_id`` in
+``_batch_seq`` is committed with each group as a Delta application transaction (the table's ``app_id`` in
 :mod:`lakehouse.tables`), so progress and data can never disagree, and a run killed between two groups resumes
 after the last one. Rows failing the source's contract (:mod:`lakehouse.contracts`) go to
 ``silver/<source>_quarantine`` (MERGE on file hash and row position, so re-processing is idempotent).
