@@ -276,6 +276,32 @@ def _check_layout(dt: DeltaTable, path: str, partition_by: Sequence[str]) -> Non
         )
 
 
+def _open_for_write(
+    path: str,
+    frame: pl.DataFrame,
+    partition_by: Sequence[str],
+    checks: Mapping[str, str] | None,
+    *,
+    check_layout: bool = False,
+) -> DeltaTable | None:
+    """The table at ``path`` opened once for a write of ``frame`` (None when it does not exist and nothing creates
+    it): with ``check_layout``, an existing table's partition columns are checked first (:class:`LayoutMismatch`);
+    with ``checks`` (``{name: sql}``) the table then carries exactly those CHECK constraints, created empty with
+    them (:func:`create`) or given what it lacks (:func:`_ensure_constraints`), so even its first rows are checked.
+    A write through the returned table follows these commits and is checked against any made since."""
+    dt = open_existing(path)
+    if dt is None:
+        if not checks:
+            return None
+        create(path, frame, partition_by=partition_by, checks=checks)
+        return open_table(path)
+    if check_layout:
+        _check_layout(dt, path, partition_by)
+    if checks is not None:
+        _ensure_constraints(dt, path, checks)
+    return dt
+
+
 def replace_partition(
     path: str,
     frame: pl.DataFrame,
@@ -300,14 +326,7 @@ def replace_partition(
         ConstraintViolation: a row of ``frame`` (or, for a constraint being added, of the table) fails a constraint.
     """
     _ensure_parent(path)
-    dt = open_existing(path)
-    if dt is None and checks:
-        create(path, frame, partition_by=partition_by, checks=checks)
-        dt = open_table(path)
-    elif dt is not None:
-        _check_layout(dt, path, partition_by)
-        if checks is not None:
-            _ensure_constraints(dt, path, checks)
+    dt = _open_for_write(path, frame, partition_by, checks, check_layout=True)
     with _refusal(path, frame):
         write_deltalake(
             path if dt is None else dt,
@@ -336,6 +355,7 @@ def upsert(
     *,
     partition_by: Sequence[str] = (),
     key_fixes_partition: bool = False,
+    checks: Mapping[str, str] | None = None,
     app_id: str | None = None,
     version: int | None = None,
     metadata: dict | None = None,
@@ -358,11 +378,19 @@ def upsert(
     them carries the same application id (a silver writer commits its progress, ``app_id``, with every write;
     docs/stack-notes.md, "Delta application transactions"), so such a race cannot add a row twice.
 
+    With ``checks`` (``{name: sql}``), the table carries exactly those CHECK constraints before ``frame`` is
+    written (as in :func:`replace_partition`); the log is replayed once for the constraints, the choice between
+    append and MERGE, and the write.
+
     Returns:
         delta-rs MERGE metrics (``num_target_rows_inserted``, ``num_target_rows_updated``, ...), or
         ``{"num_target_rows_inserted": len(frame), "num_target_rows_updated": 0}`` when the rows were appended.
+
+    Raises:
+        ConstraintViolation: a row of ``frame`` (or, for a constraint being added, of the table) fails a constraint.
     """
-    dt = open_existing(path)
+    _ensure_parent(path)
+    dt = _open_for_write(path, frame, partition_by, checks)
     if frame.is_empty() and dt is not None:
         return {"num_target_rows_inserted": 0, "num_target_rows_updated": 0}
     if (

@@ -221,13 +221,13 @@ class Lake:
         touch (a silver table records the span of its rows' event times, :meth:`changes_since` reads it back).
         """
         assert table.merge_key, f"{table.path} has no merge key"
-        self._constrain(table, frame)
         return storage.upsert(
             self.location(table),
             frame,
             table.merge_key,
             partition_by=table.partition_by,
             key_fixes_partition=table.key_fixes_partition,
+            checks=table.check_constraints(frame.columns) if table.constraints_from else None,
             app_id=table.app_id if progress is not None else None,
             version=progress,
             metadata=None if changed is None else {CHANGED_KEY: json.dumps(changed, sort_keys=True)},
