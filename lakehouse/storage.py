@@ -311,10 +311,12 @@ def replace_partition(
     partition_by: Sequence[str],
     checks: Mapping[str, str] | None = None,
     metadata: dict | None = None,
-) -> None:
+) -> int:
     """Replace the rows of one partition (``column = value``, a Date) with ``frame``, leaving the others untouched
     (Delta's replace-where: ``write_deltalake(mode="overwrite", predicate=...)``; delta-rs refuses the commit when
-    a row of ``frame`` does not match the predicate, and an empty ``frame`` removes the partition's rows).
+    a row of ``frame`` does not match the predicate, and an empty ``frame`` removes the partition's rows). Returns
+    the Delta version of the commit: a write through a ``DeltaTable`` advances it to that commit (docs/stack-notes.md
+    "Delta application transactions"); when the write created the table, the version read just after it.
 
     With ``checks`` (``{name: sql}``), the table carries exactly those CHECK constraints before ``frame`` is written:
     created empty with them (:func:`create`) or given what it lacks (:func:`ensure_constraints`). The table's log
@@ -338,6 +340,7 @@ def replace_partition(
             configuration=TABLE_PROPERTIES,
             commit_properties=_commit(None, None, metadata),
         )
+    return open_table(path).version() if dt is None else dt.version()
 
 
 def last_commit_metadata(path: str) -> dict:

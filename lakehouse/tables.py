@@ -44,6 +44,7 @@ from datetime import date
 from urllib.parse import unquote
 
 import polars as pl
+from deltalake import DeltaTable
 
 from lakehouse import storage
 from lakehouse.contracts import CONTRACTS, check_constraints
@@ -140,10 +141,10 @@ class Lake:
         """Current Delta version of ``table`` (raises ``TableNotFoundError`` when it does not exist)."""
         return storage.open_table(self.location(table)).version()
 
-    def _last_data_commit(self, table: Table) -> dict:
-        """The newest commit of ``table`` that may have changed rows (not in :data:`NO_DATA_CHANGE`), ``{}`` when
-        none is left in the log."""
-        dt, limit = storage.open_table(self.location(table)), 8
+    def _last_data_commit(self, table: Table, dt: DeltaTable | None = None) -> dict:
+        """The newest commit of ``table`` (read through ``dt`` when given: a log already replayed) that may have
+        changed rows (not in :data:`NO_DATA_CHANGE`), ``{}`` when none is left in the log."""
+        dt, limit = dt or storage.open_table(self.location(table)), 8
         while True:
             history = dt.history(limit)
             for commit in history:
@@ -153,11 +154,13 @@ class Lake:
                 return {}
             limit *= 4
 
-    def data_version(self, table: Table) -> int:
+    def data_version(self, table: Table, dt: DeltaTable | None = None) -> int:
         """Delta version of ``table``'s newest commit that may have changed rows: maintenance commits
-        (:data:`NO_DATA_CHANGE`) after it do not count (raises ``TableNotFoundError`` when it does not exist)."""
-        commit = self._last_data_commit(table)
-        return int(commit["version"]) if commit else self.version(table)
+        (:data:`NO_DATA_CHANGE`) after it do not count; read through ``dt`` (``table`` opened at its latest
+        version) when given (raises ``TableNotFoundError`` when it does not exist)."""
+        dt = dt or storage.open_table(self.location(table))
+        commit = self._last_data_commit(table, dt)
+        return int(commit["version"]) if commit else dt.version()
 
     def row_count(self, table: Table) -> int:
         """Rows of ``table``'s current version, from the ``numRecords`` statistics its Delta log keeps for every data
@@ -233,16 +236,16 @@ class Lake:
             metadata=None if changed is None else {CHANGED_KEY: json.dumps(changed, sort_keys=True)},
         )
 
-    def replace_partition(self, table: Table, frame: pl.DataFrame, value: date, inputs: dict[str, int]) -> None:
+    def replace_partition(self, table: Table, frame: pl.DataFrame, value: date, inputs: dict[str, int]) -> int:
         """Replace the rows of ``table``'s partition ``value`` (its single Date partition column) with ``frame``;
         ``inputs`` (``<layer>/<name>`` -> Delta version read) are recorded in the commit with the partition, for
-        :meth:`partitions_built`.
+        :meth:`partitions_built`. Returns the Delta version of that commit.
 
         Raises:
             lakehouse.storage.LayoutMismatch: the table exists partitioned otherwise (an older version wrote it).
         """
         (column,) = table.partition_by
-        storage.replace_partition(
+        return storage.replace_partition(
             self.location(table),
             frame,
             column=column,
@@ -311,8 +314,10 @@ class Lake:
         return storage.constraints(self.location(table))
 
     def input_versions(self, tables: Sequence[Table]) -> dict[str, int]:
-        """:meth:`data_version` of each table (``<layer>/<name>`` -> version; -1 when it does not exist)."""
-        return {t.path: (self.data_version(t) if self.exists(t) else -1) for t in tables}
+        """:meth:`data_version` of each table (``<layer>/<name>`` -> version; -1 when it does not exist), from one
+        replay of each table's log."""
+        opened = {t.path: (t, storage.open_existing(self.location(t))) for t in tables}
+        return {path: -1 if dt is None else self.data_version(t, dt) for path, (t, dt) in opened.items()}
 
     def built_from(self, table: Table) -> dict[str, int] | None:
         """The ``inputs`` recorded by the newest :meth:`overwrite` of ``table`` (None when not recorded); maintenance

@@ -10,6 +10,7 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from lakehouse.definitions import build_definitions
+from lakehouse.gold.assets import route_daily_delays
 from lakehouse.gold.sensors import GOLD_KEYS, gold_months_sensor
 from lakehouse.landing import land
 from lakehouse.resources import build_resources
@@ -64,6 +65,7 @@ def built(tmp_path_factory):
                 for table in (FLIGHT_FEATURES, ROUTE_DAILY_DELAYS)
             },
             "tick": tick(settings, instance),
+            "versions": {table.path: lake(settings).version(table) for table in (FLIGHT_FEATURES, ROUTE_DAILY_DELAYS)},
             **{
                 table.path: [
                     str(m) for m in lake(settings).read(table, columns=["flight_month"])["flight_month"].unique().sort()
@@ -96,6 +98,35 @@ def test_each_month_of_a_single_run_backfill_reports_its_own_row_count(built):
         assert reported == by_month, table.path  # each month its own rows, not the run's total
         assert len(set(reported.values())) > 1
         assert {e.metadata["run_rows"].value for e in events} == {sum(by_month.values())}
+
+
+def test_each_run_reports_the_delta_version_of_its_last_commit(built):
+    _, _, first, after_first = built
+    for table in (FLIGHT_FEATURES, ROUTE_DAILY_DELAYS):
+        reported = {
+            e.materialization.metadata["delta_version"].value
+            for e in first.get_asset_materialization_events()
+            if e.asset_key == dg.AssetKey(list(table.key))
+        }
+        assert reported == {after_first["versions"][table.path]}, table.path  # the version holding all 6 months
+
+
+def test_months_without_flights_on_a_lake_without_the_gold_table_write_nothing(tmp_path):
+    settings = Settings.from_env(tmp_path)
+    land(settings.landing_dir, months=[1], max_day=1)
+    with dg.instance_for_test() as instance:
+        assert materialize_all(settings, instance, selection=UPSTREAM).success
+        result = dg.materialize(
+            [route_daily_delays],
+            partition_key="2013-12-01",
+            instance=instance,
+            resources={"storage": build_resources(settings)["storage"]},
+        )
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    assert event.materialization.metadata["dagster/row_count"].value == 0
+    assert event.materialization.metadata["delta_version"] == dg.MetadataValue.null()
+    assert not lake(settings).exists(ROUTE_DAILY_DELAYS)
 
 
 def test_a_new_month_requests_that_month_only_and_then_nothing(built):

@@ -114,9 +114,12 @@ def test_replace_partition_rewrites_one_month_on_s3(lake, raw_flights):
         rows = day_rows(raw_flights, m, day).select("carrier", "flight", "origin", "dest")
         return rows.with_columns(pl.lit(date(2013, m, 1)).alias("flight_month"))
 
-    lake.replace_partition(months, month(1, 1), date(2013, 1, 1), {"silver/flights": 3})
-    lake.replace_partition(months, month(2, 1), date(2013, 2, 1), {"silver/flights": 4})
-    lake.replace_partition(months, month(1, 5), date(2013, 1, 1), {"silver/flights": 5})
+    versions = [
+        lake.replace_partition(months, month(1, 1), date(2013, 1, 1), {"silver/flights": 3}),
+        lake.replace_partition(months, month(2, 1), date(2013, 2, 1), {"silver/flights": 4}),
+        lake.replace_partition(months, month(1, 5), date(2013, 1, 1), {"silver/flights": 5}),
+    ]
+    assert versions == [0, 1, 2] and lake.version(months) == 2  # each returns its own commit's version
     rows = lake.read(months).group_by("flight_month").len().sort("flight_month")
     assert rows.rows() == [(date(2013, 1, 1), month(1, 5).height), (date(2013, 2, 1), month(2, 1).height)]
     assert lake.partitions_built(months) == {

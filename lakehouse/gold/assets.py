@@ -102,7 +102,7 @@ def flight_features(context: dg.AssetExecutionContext, storage: LakehouseStorage
     planes = lake.read(SILVER["planes"], version=inputs["silver/planes"])
     written: list[dict[str, object]] = []
     ids = []
-    rows = 0
+    rows, last_write = 0, None
     with WriteBehind() as writer:  # month M is written while month M+1 is read and computed
         for key in _month_keys(context):
             month = month_of_key(key)
@@ -117,7 +117,7 @@ def flight_features(context: dg.AssetExecutionContext, storage: LakehouseStorage
             else:
                 frame = features.month_features(flights, weather, planes, month)
             if frame is not None:
-                writer.submit(lake.replace_partition, FLIGHT_FEATURES, frame, month, inputs)
+                last_write = writer.submit(lake.replace_partition, FLIGHT_FEATURES, frame, month, inputs)
             else:
                 schema = {"flight_id": pl.String, "is_late": pl.Int8}
                 frame = pl.DataFrame({"flight_id": [], "is_late": []}, schema=schema)
@@ -137,11 +137,12 @@ def flight_features(context: dg.AssetExecutionContext, storage: LakehouseStorage
                 f"{FLIGHT_FEATURES.path} {key}: {frame.height:,} flights from {flights.height:,} in context"
             )
             del flights, weather, frame  # before the next month's read: one month computed, one being written
+    version = None if last_write is None else last_write.result()  # the Delta version of the run's last commit
     return dg.MaterializeResult(
         metadata={
             "dagster/uri": dg.MetadataValue.path(lake.location(FLIGHT_FEATURES)),
             "run_rows": rows,
-            "delta_version": lake.version(FLIGHT_FEATURES),
+            "delta_version": dg.MetadataValue.int(version) if version is not None else dg.MetadataValue.null(),
             "months": metadata_table(pl.DataFrame(written)),
             "built_from": dg.MetadataValue.json(inputs),
             "time_zone": LOCAL_TZ,
@@ -164,14 +165,14 @@ def route_daily_delays(context: dg.AssetExecutionContext, storage: LakehouseStor
     lake = storage.lake
     inputs = _existing_inputs(lake, [SILVER["flights"]])
     written: list[dict[str, object]] = []
-    rows = 0
+    rows, version = 0, None  # the Delta version of this run's last commit (None: no month written)
     for key in _month_keys(context):
         month = month_of_key(key)
         start, end = features.month_bounds(month)
         flights = silver_flights_between(lake, inputs["silver/flights"], start, end)
         frame = features.route_daily_delays(flights) if not flights.is_empty() else _empty(lake, ROUTE_DAILY_DELAYS)
         if frame is not None:
-            lake.replace_partition(ROUTE_DAILY_DELAYS, frame, month, inputs)
+            version = lake.replace_partition(ROUTE_DAILY_DELAYS, frame, month, inputs)
         written.append({"month": key, "route_days": 0 if frame is None else frame.height})
         rows += 0 if frame is None else frame.height
         context.add_asset_metadata({"dagster/row_count": written[-1]["route_days"]}, partition_key=key)
@@ -179,7 +180,7 @@ def route_daily_delays(context: dg.AssetExecutionContext, storage: LakehouseStor
         metadata={
             "dagster/uri": dg.MetadataValue.path(lake.location(ROUTE_DAILY_DELAYS)),
             "run_rows": rows,
-            "delta_version": lake.version(ROUTE_DAILY_DELAYS),
+            "delta_version": dg.MetadataValue.int(version) if version is not None else dg.MetadataValue.null(),
             "months": metadata_table(pl.DataFrame(written)),
             "built_from": dg.MetadataValue.json(inputs),
         }
