@@ -219,38 +219,58 @@ def append(
     app_id: str | None = None,
     version: int | None = None,
     metadata: dict | None = None,
+    checks: Mapping[str, str] | None = None,
     table: DeltaTable | None = None,
 ) -> None:
     """Append ``frame`` (creating the table if needed), optionally recording ``(app_id, version)`` atomically.
 
-    ``table``: the table as the caller opened it, when the caller decided to append by reading it; the commit is
-    then checked against every commit made since that version (one carrying the same application id is refused).
+    With ``checks`` (``{name: sql}``), the table carries exactly those CHECK constraints before ``frame`` is written
+    (as in :func:`replace_partition`); the log is replayed once for them and the write, and the write goes through
+    the table as opened, so it is checked against any commit made since (one carrying the same application id is
+    refused: docs/stack-notes.md, "Delta application transactions").
+
+    ``table``: the table as the caller opened it, when the caller decided to append by reading it (its constraints
+    are then the caller's business: ``checks`` is not read); the commit is checked against every commit made since.
+
+    Raises:
+        ConstraintViolation: a row of ``frame`` (or, for a constraint being added, of the table) fails a constraint.
     """
     _ensure_parent(path)
+    dt = table if table is not None else _open_for_write(path, frame, partition_by or (), checks)
     with _refusal(path, frame):
         write_deltalake(
-            path if table is None else table,
+            path if dt is None else dt,
             frame,
             storage_options=storage_options(path),
             mode="append",
             # a column added by a later version of the code (e.g. bronze's _parse_error) is added to an existing table;
             # its older rows read it as null
             schema_mode="merge",
-            partition_by=list(partition_by) if partition_by and table is None and not table_exists(path) else None,
+            partition_by=list(partition_by) if partition_by and dt is None else None,  # a new table's layout
             configuration=TABLE_PROPERTIES,
             commit_properties=_commit(app_id, version, metadata),
         )
 
 
 def overwrite(
-    path: str, frame: pl.DataFrame, *, partition_by: Sequence[str] | None = None, metadata: dict | None = None
+    path: str,
+    frame: pl.DataFrame,
+    *,
+    partition_by: Sequence[str] | None = None,
+    metadata: dict | None = None,
+    checks: Mapping[str, str] | None = None,
 ) -> None:
     """Replace the whole table (used by gold tables that are recomputed from silver); ``metadata`` (string values)
-    is stored in the commit (``DeltaTable.history()`` returns it)."""
+    is stored in the commit (``DeltaTable.history()`` returns it). ``checks``: as in :func:`append`.
+
+    Raises:
+        ConstraintViolation: a row of ``frame`` (or, for a constraint being added, of the table) fails a constraint.
+    """
     _ensure_parent(path)
+    dt = _open_for_write(path, frame, partition_by or (), checks)
     with _refusal(path, frame):
         write_deltalake(
-            path,
+            path if dt is None else dt,
             frame,
             storage_options=storage_options(path),
             mode="overwrite",

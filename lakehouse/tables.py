@@ -203,8 +203,8 @@ class Lake:
     def append(
         self, table: Table, frame: pl.DataFrame, *, progress: int | None = None, metadata: dict | None = None
     ) -> None:
-        """Append ``frame``; with ``progress``, record it under ``table.app_id`` in the same commit."""
-        self._constrain(table, frame)
+        """Append ``frame``; with ``progress``, record it under ``table.app_id`` in the same commit. A table with
+        constraints is created with them (or given what it lacks) first (:func:`lakehouse.storage.append`)."""
         storage.append(
             self.location(table),
             frame,
@@ -212,6 +212,7 @@ class Lake:
             app_id=table.app_id if progress is not None else None,
             version=progress,
             metadata=metadata,
+            checks=self._checks(table, frame),
         )
 
     def merge(
@@ -230,7 +231,7 @@ class Lake:
             table.merge_key,
             partition_by=table.partition_by,
             key_fixes_partition=table.key_fixes_partition,
-            checks=table.check_constraints(frame.columns) if table.constraints_from else None,
+            checks=self._checks(table, frame),
             app_id=table.app_id if progress is not None else None,
             version=progress,
             metadata=None if changed is None else {CHANGED_KEY: json.dumps(changed, sort_keys=True)},
@@ -251,7 +252,7 @@ class Lake:
             column=column,
             value=value,
             partition_by=table.partition_by,
-            checks=table.check_constraints(frame.columns) if table.constraints_from else None,
+            checks=self._checks(table, frame),
             metadata={INPUTS_KEY: json.dumps(inputs, sort_keys=True), PARTITION_KEY: value.isoformat()},
         )
 
@@ -296,18 +297,18 @@ class Lake:
     def overwrite(self, table: Table, frame: pl.DataFrame, inputs: dict[str, int] | None = None) -> None:
         """Replace ``table``; ``inputs`` (``<layer>/<name>`` -> Delta version read) are recorded in the commit."""
         metadata = {INPUTS_KEY: json.dumps(inputs, sort_keys=True)} if inputs is not None else None
-        self._constrain(table, frame)
-        storage.overwrite(self.location(table), frame, partition_by=table.partition_by, metadata=metadata)
+        storage.overwrite(
+            self.location(table),
+            frame,
+            partition_by=table.partition_by,
+            metadata=metadata,
+            checks=self._checks(table, frame),
+        )
 
-    def _constrain(self, table: Table, frame: pl.DataFrame) -> None:
-        """Give ``table`` its CHECK constraints before ``frame`` is written: create it empty with them when it does
-        not exist, otherwise add what it lacks (:func:`lakehouse.storage.ensure_constraints`)."""
-        if not table.constraints_from:
-            return
-        checks = table.check_constraints(frame.columns)
-        location = self.location(table)
-        if not storage.create(location, frame, partition_by=table.partition_by, checks=checks):
-            storage.ensure_constraints(location, checks)
+    @staticmethod
+    def _checks(table: Table, frame: pl.DataFrame) -> dict[str, str] | None:
+        """The CHECK constraints ``table`` carries when ``frame`` is written (None: a table without a contract)."""
+        return table.check_constraints(frame.columns) if table.constraints_from else None
 
     def constraints(self, table: Table) -> dict[str, str]:
         """The CHECK constraints ``table`` carries (``{name: sql}`` as delta-rs stores them; ``{}`` without one)."""
