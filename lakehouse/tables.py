@@ -144,7 +144,7 @@ class Lake:
     def _last_data_commit(self, table: Table, dt: DeltaTable | None = None) -> dict:
         """The newest commit of ``table`` (read through ``dt`` when given: a log already replayed) that may have
         changed rows (not in :data:`NO_DATA_CHANGE`), ``{}`` when none is left in the log."""
-        dt, limit = dt or storage.open_table(self.location(table)), 8
+        dt, limit = (dt if dt is not None else storage.open_table(self.location(table))), 8
         while True:
             history = dt.history(limit)
             for commit in history:
@@ -158,7 +158,7 @@ class Lake:
         """Delta version of ``table``'s newest commit that may have changed rows: maintenance commits
         (:data:`NO_DATA_CHANGE`) after it do not count; read through ``dt`` (``table`` opened at its latest
         version) when given (raises ``TableNotFoundError`` when it does not exist)."""
-        dt = dt or storage.open_table(self.location(table))
+        dt = dt if dt is not None else storage.open_table(self.location(table))
         commit = self._last_data_commit(table, dt)
         return int(commit["version"]) if commit else dt.version()
 
