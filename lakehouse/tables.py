@@ -13,7 +13,7 @@ which passes the location's storage options.
 | table | layer | written by | key |
 |---|---|---|---|
 | ``bronze/<source>`` | bronze | append, txn ``bronze.<source>`` = batch sequence | ``_content_hash, _row_number`` |
-| ``bronze/<source>_ingest_log`` | bronze | append | ``file_name, content_hash`` |
+| ``bronze/<source>_ingest_log`` | bronze | append; MERGE of a re-read file's version | ``file_name, content_hash`` |
 | ``silver/<source>`` | silver | MERGE on the surrogate key, txn ``silver.<source>`` = consumed batch | natural key |
 | ``silver/<source>_quarantine`` | silver | MERGE on ``_content_hash, _row_number`` | same |
 | ``gold/flight_features`` | gold | replace-where per month (``flight_month``) | ``flight_id`` |
@@ -411,6 +411,7 @@ INGEST_LOG: dict[str, Table] = {
         f"{s.name}_ingest_log",
         f"One row per landed `{s.name}` file version and what happened to it (ingested, duplicate, rejected).",
         natural_key=("file_name", "content_hash"),
+        merge_key=("file_name", "content_hash"),  # a re-read file's fingerprint is recorded on its row
     )
     for s in SOURCES.values()
 }

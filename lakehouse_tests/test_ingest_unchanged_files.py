@@ -1,6 +1,7 @@
 """A bronze run costs the new files, not the landing zone (issue #9): a file whose name and fingerprint (size and
 change time) the ingest log holds is skipped unread; a file rewritten in place, even with its size and mtime kept,
-is read again; a file changed just before the run is not trusted by its fingerprint."""
+is read again; a file changed just before the run is not trusted by its fingerprint until a later run reads it
+again and records it."""
 
 import os
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ import polars as pl
 import pytest
 
 from lakehouse.bronze.ingest import LOG_SCHEMA, RACY_SECONDS, ingest_source, read_log
+from lakehouse.bronze.parsing import discover
 from lakehouse.folders import LocalFolder
 from lakehouse.landing import land
 from lakehouse.settings import Settings
@@ -59,7 +61,7 @@ def test_logged_files_are_skipped_unread_and_a_rewritten_one_is_read_again(tmp_p
     assert bronze.get_column("_content_hash").n_unique() == 2  # both versions, for silver to upsert over the old
 
 
-def test_a_file_changed_just_before_the_run_is_hashed_by_every_run(tmp_path, reads):
+def test_a_file_changed_just_before_the_run_is_read_once_more_then_skipped(tmp_path, reads):
     settings = Settings.from_env(tmp_path)
     land(settings.landing_dir, months=[1], sources=["flights"], max_day=1)
     lake, landing = Lake(settings.lake_dir), Landing(settings.landing_dir)
@@ -68,6 +70,13 @@ def test_a_file_changed_just_before_the_run_is_hashed_by_every_run(tmp_path, rea
     again = ingest_source(lake, landing, SPEC, "b2", now=later())
     assert reads == ["flights_2013_01.csv"] * 2  # read again, and found in the log by its content
     assert again.log.is_empty() and again.batch_seq == first.batch_seq
+    log = read_log(lake, SPEC)
+    (entry,) = discover(landing.source("flights"))
+    assert log.get_column("file_version").to_list() == [entry.fingerprint]  # now trusted: recorded on its row
+    assert log.drop("file_version").rows() == first.log.drop("file_version").rows()  # and nothing else changed
+    reads.clear()
+    third = ingest_source(lake, landing, SPEC, "b3", now=later())
+    assert reads == [] and third.log.is_empty()  # skipped from the listing from now on
 
 
 def test_a_log_written_before_fingerprints_reads_them_as_null(tmp_path, reads):
@@ -80,7 +89,11 @@ def test_a_log_written_before_fingerprints_reads_them_as_null(tmp_path, reads):
     assert read_log(lake, SPEC).schema == LOG_SCHEMA
     again = ingest_source(lake, landing, SPEC, "b2", now=later())
     assert again.log.is_empty() and reads == ["flights_2013_01.csv"] * 2  # hashed, not ingested twice
+    assert read_log(lake, SPEC).get_column("file_version").to_list() == [None]  # no column to record it in yet
     land(settings.landing_dir, months=[2], sources=["flights"], max_day=1)
+    reads.clear()
     ingest_source(lake, landing, SPEC, "b3", now=later())  # appends rows with the column to the old log
+    assert sorted(reads) == ["flights_2013_01.csv", "flights_2013_02.csv"]
     versions = dict(read_log(lake, SPEC).select("file_name", "file_version").iter_rows())
-    assert versions["flights_2013_01.csv"] is None and versions["flights_2013_02.csv"] is not None
+    assert versions["flights_2013_01.csv"] is not None and versions["flights_2013_02.csv"] is not None
+    assert read_log(lake, SPEC).height == 2

@@ -31,8 +31,11 @@ fingerprint are in the log is skipped from the listing alone, unread; any other 
 The fast path is the quick check rsync makes (size and mtime), made stronger by ``ctime``, which every write sets
 and no user can set back. Like git's "racily clean" index entries, a local file changed less than
 :data:`RACY_SECONDS` before the run started may still be rewritten with the same size within the same tick of the
-filesystem's clock, so its fingerprint is not recorded (null: it is hashed again by later runs, which stay
-correct). Logs written before this column existed read it as null.
+filesystem's clock, so its fingerprint is not recorded then (null). A later run reads and hashes such a file again,
+finds its name and content in the log, and records the fingerprint it now trusts on the file's log row (one MERGE
+of those rows per run), so the file is read once more, not by every run; the same holds for a file whose fingerprint
+changed while its bytes did not (copied back, touched) and for rows without one (logs written before this column
+existed, which read it as null, or rows rebuilt from bronze after a crash).
 
 Exactly once: a batch's bronze rows and its sequence number are committed atomically (a Delta ``txn``); the log
 rows of its files are written right after (with those of the duplicate and rejected files met before them). If a
@@ -198,6 +201,7 @@ def ingest_source(
     batch_seq = next_batch_seq(lake, spec, log)
     logged = set(zip(log.get_column("file_name").to_list(), log.get_column("content_hash").to_list(), strict=True))
     unchanged = set(log.drop_nulls("file_version").select("file_name", "file_version").iter_rows())
+    fingerprints: list[tuple[str, str, str]] = []  # (file_name, content_hash, file_version) to record on the log
     first_name = {
         h: n
         for n, h, s in zip(log["file_name"], log["content_hash"], log["status"], strict=True)
@@ -231,6 +235,9 @@ def ingest_source(
         payload = folder.read(file.name)
         digest = content_hash(payload)
         if (file.name, digest) in logged:
+            fingerprint = trusted_fingerprint(file, now)  # read for nothing: record what would have skipped it
+            if fingerprint is not None:
+                fingerprints.append((file.name, digest, fingerprint))
             continue
         entry = {
             "source": spec.name,
@@ -277,8 +284,24 @@ def ingest_source(
         if pending_rows >= max_batch_rows:
             flush()
     flush()
+    if fingerprints:
+        lake.merge(INGEST_LOG[spec.name], with_fingerprints(log, fingerprints))
     new_log = pl.concat(logs) if logs else pl.DataFrame(schema=LOG_SCHEMA)
     return IngestReport(source=spec.name, batch_seq=batch_seq - 1, log=new_log)
+
+
+def with_fingerprints(log: pl.DataFrame, fingerprints: list[tuple[str, str, str]]) -> pl.DataFrame:
+    """The rows of ``log`` (:data:`LOG_SCHEMA`) for the files ``(file_name, content_hash, file_version)``, one per
+    file (the newest logged), with ``file_version`` set to the given fingerprint: the source of a MERGE on the log's
+    key that updates those rows only (every other column keeps its logged value)."""
+    found = pl.DataFrame(fingerprints, schema=["file_name", "content_hash", "file_version"], orient="row")
+    return (
+        log.drop("file_version")
+        .unique(subset=["file_name", "content_hash"], keep="last", maintain_order=True)
+        .join(found, on=["file_name", "content_hash"], how="inner")
+        .select(list(LOG_SCHEMA))
+        .cast(LOG_SCHEMA)
+    )
 
 
 def already_handled(lake: Lake, spec: SourceSpec, folder: Folder, names: list[str]) -> set[str]:
