@@ -220,7 +220,6 @@ def append(
     version: int | None = None,
     metadata: dict | None = None,
     checks: Mapping[str, str] | None = None,
-    table: DeltaTable | None = None,
 ) -> None:
     """Append ``frame`` (creating the table if needed), optionally recording ``(app_id, version)`` atomically.
 
@@ -229,14 +228,26 @@ def append(
     the table as opened, so it is checked against any commit made since (one carrying the same application id is
     refused: docs/stack-notes.md, "Delta application transactions").
 
-    ``table``: the table as the caller opened it, when the caller decided to append by reading it (its constraints
-    are then the caller's business: ``checks`` is not read); the commit is checked against every commit made since.
-
     Raises:
         ConstraintViolation: a row of ``frame`` (or, for a constraint being added, of the table) fails a constraint.
     """
     _ensure_parent(path)
-    dt = table if table is not None else _open_for_write(path, frame, partition_by or (), checks)
+    dt = _open_for_write(path, frame, partition_by or (), checks)
+    _append_through(path, dt, frame, partition_by=partition_by, app_id=app_id, version=version, metadata=metadata)
+
+
+def _append_through(
+    path: str,
+    dt: DeltaTable | None,
+    frame: pl.DataFrame,
+    *,
+    partition_by: Sequence[str] | None,
+    app_id: str | None,
+    version: int | None,
+    metadata: dict | None,
+) -> None:
+    """The append of :func:`append`, written through ``dt`` (the table as the caller opened it to decide to append:
+    the commit is checked against every commit made since), or through ``path`` when there is no table yet."""
     with _refusal(path, frame):
         write_deltalake(
             path if dt is None else dt,
@@ -421,7 +432,7 @@ def upsert(
         or not dt.file_uris()  # new, or created empty by create()
         or (key_fixes_partition and partition_by and not _holds_any(dt, frame, partition_by))
     ):
-        append(path, frame, partition_by=partition_by, app_id=app_id, version=version, metadata=metadata, table=dt)
+        _append_through(path, dt, frame, partition_by=partition_by, app_id=app_id, version=version, metadata=metadata)
         return {"num_target_rows_inserted": frame.height, "num_target_rows_updated": 0}
     clauses = []
     for col in partition_by:
