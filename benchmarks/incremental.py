@@ -4,6 +4,7 @@ Usage::
 
     python -m benchmarks.incremental                       # scale 1, k = 1, 3 and 11
     python -m benchmarks.incremental --scale 10 --k 1,11 --repeat 3
+    python -m benchmarks.incremental --scale 10 --k 1,11 --month 12   # the same new month on every lake
 
 For each k, on a fresh temporary lake, Dagster instance and MLflow store: months 1..k of the landing zone of
 :mod:`benchmarks.make_data` (at ``--scale``) are landed and run once in this process (``lakehouse run``'s runs,
@@ -21,6 +22,12 @@ step: an asset with its in-asset checks), its wall time in seconds from the run'
 events; and the second run's total wall time (all its runs, from the first call to the last return). With fewer than
 three months the model cannot be trained (the time split needs train, validation and holdout months), so a lake of
 fewer than three months runs the graph without the model, predictions and drift; a step absent at some k shows ``-``.
+
+With ``--month M``, the lake of k months holds months M-k..M-1 and every lake gets the same new month M instead
+of month k+1: the control for the data. Month k+1 differs from k to k (December has 1.13x February's flights), so
+the default table mixes what the lake costs with what the month costs; here the new month and the month before it
+(the point-in-time features of M read the 31 days before it) are the same on every lake, and only the lake's size
+differs.
 
 The ratio column divides each step's time at the largest k by its time at the smallest k where it ran: the
 target of issue #9 is at most 1.2 for every step but training (whose cost grows with its window by design: see the
@@ -71,10 +78,11 @@ def step_seconds(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, 
     return out
 
 
-def build(k: int, scale: int, work: Path) -> Path:
-    """Build a lake of months 1..k at ``scale`` in ``work`` (not timed) and keep a copy of its state (lake, Dagster
-    instance, MLflow store) beside it, for :func:`add_one_month`; return the copy's path."""
-    land_and_run(scale, work, range(1, k + 1))
+def build(k: int, scale: int, work: Path, month: int | None = None) -> Path:
+    """Build a lake of months 1..k (with ``month``: the k months before it) at ``scale`` in ``work`` (not timed) and
+    keep a copy of its state (lake, Dagster instance, MLflow store) beside it, for :func:`add_one_month`; return the
+    copy's path."""
+    land_and_run(scale, work, range(1, k + 1) if month is None else range(month - k, month), k)
     before = work.with_name(work.name + "-before")
     landing = landing_of(work)
     shutil.copytree(
@@ -88,10 +96,10 @@ def landing_of(work: Path) -> Path:
     return Path(Settings.from_env(work / "data").landing_dir)
 
 
-def add_one_month(k: int, scale: int, work: Path, before: Path) -> dict[str, float]:
-    """Restore ``work`` from the state ``before`` (:func:`build`), land month k+1 and run again, in a process of its
-    own as ``lakehouse run`` is (no store connection of this process sees the copied files); the run's step times
-    and its ``total``.
+def add_one_month(k: int, scale: int, work: Path, before: Path, month: int | None = None) -> dict[str, float]:
+    """Restore ``work`` from the state ``before`` (:func:`build`), land ``month`` (default k+1) and run again, in a
+    process of its own as ``lakehouse run`` is (no store connection of this process sees the copied files); the
+    run's step times and its ``total``.
 
     Raises:
         RuntimeError: a run of the second run failed.
@@ -101,23 +109,24 @@ def add_one_month(k: int, scale: int, work: Path, before: Path) -> dict[str, flo
     shutil.rmtree(work)
     shutil.copytree(before, work, symlinks=True)  # the same paths: MLflow's artifact locations hold
     kept.rename(landing)
+    month = k + 1 if month is None else month
     for spec in SOURCES.values():  # the month this run lands
         if spec.monthly:
-            (landing / spec.name / monthly_file_name(spec.name, k + 1)).unlink(missing_ok=True)
+            (landing / spec.name / monthly_file_name(spec.name, month)).unlink(missing_ok=True)
     command = [sys.executable, "-m", "benchmarks.incremental", "--second", str(work), "--scale", str(scale)]
-    done = subprocess.run([*command, "--k", str(k)], capture_output=True, text=True)
+    done = subprocess.run([*command, "--k", str(k), "--month", str(month)], capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"the run adding month {k + 1} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"the run adding month {month} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def land_and_run(scale: int, work: Path, months: Iterable[int]) -> dict[str, float]:
+def land_and_run(scale: int, work: Path, months: Iterable[int], lake_months: int) -> dict[str, float]:
     """Land ``months`` into the data folder at ``work`` (creating it on first use) and run ``lakehouse run``'s runs
-    (without the model, predictions and drift while the lake holds fewer than three months); the step times and
-    ``total`` of those runs."""
+    (without the model, predictions and drift when the lake then holds fewer than three months: ``lake_months``);
+    the step times and ``total`` of those runs."""
     settings = Settings.from_env(work / "data")
     months = list(months)
-    selection = None if max(months) >= 3 else NO_ML  # the lake then holds months 1..max(months)
+    selection = None if lake_months >= 3 else NO_ML
     (work / "dagster").mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.local_temp(tempdir=str(work / "dagster")) as instance:
         defs = build_definitions(settings)
@@ -140,7 +149,7 @@ def cell(seconds: float | None) -> str:
     return f"{seconds:.2f}" + ("*" if seconds < SHORT_S else "")
 
 
-def render(scale: int, by_k: dict[int, dict[str, float]]) -> str:
+def render(scale: int, by_k: dict[int, dict[str, float]], month: int | None = None) -> str:
     ks = sorted(by_k)
     steps = [*sorted({s for times in by_k.values() for s in times} - {"total"}), "total"]
     header = ["step", *(f"k={k}" for k in ks), f"ratio k={ks[-1]}/first"]
@@ -152,7 +161,8 @@ def render(scale: int, by_k: dict[int, dict[str, float]]) -> str:
         if len(present) > 1 and ks[-1] in present and by_k[present[0]][step] > 0:
             ratio = f"{by_k[ks[-1]][step] / by_k[present[0]][step]:.2f}"
         rows.append([step, *cells, ratio])
-    lines = [f"scale {scale}: seconds to add month k+1 to a lake of k months (* under {SHORT_S} s)", ""]
+    new = "month k+1" if month is None else f"month {month}"
+    lines = [f"scale {scale}: seconds to add {new} to a lake of k months (* under {SHORT_S} s)", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -163,11 +173,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=1, help="copies of each flight (benchmarks.make_data)")
     parser.add_argument("--k", default="1,3,11", help="comma-separated lake sizes in months, each 1..11")
     parser.add_argument("--repeat", type=int, default=3, help="second runs from the same state; the fastest counts")
+    parser.add_argument(
+        "--month",
+        type=int,
+        help="land this month on every lake, each holding the k months before it, instead of month k+1",
+    )
     parser.add_argument("--second", metavar="WORK", help=argparse.SUPPRESS)  # one second run, in a child process
     args = parser.parse_args(argv)
     if args.second:
         k = int(args.k)
-        print(json.dumps(land_and_run(args.scale, Path(args.second), [k + 1])))
+        print(json.dumps(land_and_run(args.scale, Path(args.second), [args.month], k + 1)))
         return 0
     try:
         ks = sorted({int(k) for k in args.k.split(",") if k.strip()})
@@ -177,16 +192,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--repeat takes a positive number, got {args.repeat}")
     if not ks or not all(1 <= k <= 11 for k in ks):
         parser.error(f"--k takes months of lake from 1 to 11, got {args.k!r}")
+    if args.month is not None and not max(ks) < args.month <= 12:
+        parser.error(f"--month takes a month after every k ({max(ks) + 1}..12), got {args.month}")
     by_k: dict[int, dict[str, float]] = {k: {} for k in ks}
     with tempfile.TemporaryDirectory(prefix="lakehouse-incremental-") as work:
         lakes = {k: Path(work) / f"lake-{k}" for k in ks}
-        states = {k: build(k, args.scale, lakes[k]) for k in ks}
+        states = {k: build(k, args.scale, lakes[k], args.month) for k in ks}
         for attempt in range(args.repeat):  # interleaved: every k sees the same state of the machine
             for k in ks:
-                times = add_one_month(k, args.scale, lakes[k], states[k])
+                times = add_one_month(k, args.scale, lakes[k], states[k], args.month)
                 by_k[k] = {step: min(seconds, by_k[k].get(step, seconds)) for step, seconds in times.items()}
                 print(f"k={k}, repeat {attempt + 1}: {times['total']:.1f} s", file=sys.stderr)
-    print(render(args.scale, by_k))
+    print(render(args.scale, by_k, args.month))
     return 0
 
 
