@@ -73,15 +73,22 @@ def contract_schema(spec: SourceSpec, actual: pl.Schema | dict | None = None) ->
     return dg.TableSchema(columns=columns)
 
 
-def table_metadata(lake: Lake, table: Table, schema: dg.TableSchema | None = None, **extra: Any) -> dict[str, Any]:
-    """Standard materialization metadata for a Delta table: version, row count, location and column schema
-    (``schema``, or the table's own columns without descriptions)."""
-    scan = lake.scan(table)
+def table_metadata(lake: Lake, table: Table, contract: SourceSpec | None = None, **extra: Any) -> dict[str, Any]:
+    """Standard materialization metadata for a Delta table, from one replay of its log (:meth:`Lake.state`):
+    version, row count, location and column schema (the table's columns, described by ``contract``'s
+    :func:`contract_schema` when given).
+
+    Raises:
+        deltalake.exceptions.TableNotFoundError: ``table`` does not exist.
+    """
+    state = lake.state(table)
     return {
         "dagster/uri": dg.MetadataValue.path(lake.location(table)),
-        "dagster/row_count": lake.row_count(table),
-        "dagster/column_schema": schema or column_schema(scan.collect_schema()),
-        "delta_version": lake.version(table),
+        "dagster/row_count": state.rows,
+        "dagster/column_schema": (
+            column_schema(state.schema) if contract is None else contract_schema(contract, state.schema)
+        ),
+        "delta_version": state.version,
         **extra,
     }
 

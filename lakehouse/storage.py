@@ -78,11 +78,11 @@ def table_exists(path: str) -> bool:
     return DeltaTable.is_deltatable(path, storage_options=storage_options(path))
 
 
-def open_existing(path: str) -> DeltaTable | None:
-    """The latest version of the Delta table at ``path``, None when there is none (one log replay, where
-    :func:`table_exists` then :func:`open_table` make two)."""
+def open_existing(path: str, version: int | None = None) -> DeltaTable | None:
+    """The Delta table at ``path`` (at ``version``, default the latest), None when there is none (one log replay,
+    where :func:`table_exists` then :func:`open_table` make two)."""
     try:
-        return open_table(path)
+        return open_table(path, version)
     except TableNotFoundError:
         return None
 

@@ -49,7 +49,7 @@ from deltalake import DeltaTable
 from lakehouse import storage
 from lakehouse.contracts import CONTRACTS, check_constraints
 from lakehouse.folders import Folder, object_sizes, open_folder
-from lakehouse.locations import is_object_store, storage_options
+from lakehouse.locations import is_object_store
 from lakehouse.sources import SOURCES
 
 INPUTS_KEY = "lakehouse.inputs"  # commit metadata: the input tables' Delta versions a derived table was built from
@@ -125,6 +125,15 @@ def join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *parts])
 
 
+@dataclass(frozen=True)
+class TableState:
+    """A Delta table's current ``version``, its ``rows`` and its polars ``schema`` (:meth:`Lake.state`)."""
+
+    version: int
+    rows: int
+    schema: pl.Schema
+
+
 class Lake:
     """The Delta tables under one root: a local folder or ``s3://bucket[/prefix]`` (:mod:`lakehouse.locations`)."""
 
@@ -162,38 +171,45 @@ class Lake:
         commit = self._last_data_commit(table, dt)
         return int(commit["version"]) if commit else dt.version()
 
-    def row_count(self, table: Table) -> int:
-        """Rows of ``table``'s current version, from the ``numRecords`` statistics its Delta log keeps for every data
-        file (no data file is opened: O(files in the log), not O(rows)); counted by a scan when a file has no
-        statistics (written by a writer that kept none)."""
-        actions = pl.DataFrame(storage.open_table(self.location(table)).get_add_actions(flatten=True))
+    def row_count(self, table: Table, dt: DeltaTable | None = None) -> int:
+        """Rows of ``table``'s current version (of ``dt``'s, ``table`` opened, when given), from the ``numRecords``
+        statistics its Delta log keeps for every data file (no data file is opened: O(files in the log), not
+        O(rows)); counted by a scan when a file has no statistics (written by a writer that kept none)."""
+        dt = dt if dt is not None else storage.open_table(self.location(table))
+        actions = pl.DataFrame(dt.get_add_actions(flatten=True))
         if actions.is_empty():
             return 0
         records = actions.get_column("num_records")
         if records.null_count():
-            return int(self.scan(table).select(pl.len()).collect().item())
+            return int(pl.scan_delta(dt).select(pl.len()).collect().item())
         return int(records.sum())
+
+    def state(self, table: Table) -> TableState:
+        """``table``'s current version, row count (:meth:`row_count`) and schema, from one replay of its log.
+
+        Raises:
+            deltalake.exceptions.TableNotFoundError: ``table`` does not exist.
+        """
+        dt = storage.open_table(self.location(table))
+        # polars reads a Delta schema through the Arrow C interface, as scan_delta does: the same dtypes
+        return TableState(version=dt.version(), rows=self.row_count(table, dt), schema=pl.Schema(dt.schema()))
 
     def scan(self, table: Table, version: int | None = None) -> pl.LazyFrame:
         return storage.scan(self.location(table), version)
 
     def read(self, table: Table, columns: Sequence[str] | None = None, version: int | None = None) -> pl.DataFrame:
-        """Whole table as a DataFrame (an empty frame with ``columns`` when the table does not exist yet)."""
-        if not self.exists(table):
+        """Whole table as a DataFrame (an empty frame with ``columns`` when the table does not exist yet), from one
+        replay of its log: polars reads the table as opened, with the storage options it was opened with."""
+        dt = storage.open_existing(self.location(table), version)
+        if dt is None:
             return pl.DataFrame({c: [] for c in columns or []})
-        return pl.read_delta(
-            self.location(table),
-            columns=list(columns) if columns else None,
-            version=version,
-            storage_options=storage_options(self.location(table)),
-        )
+        return pl.read_delta(dt, columns=list(columns) if columns else None)
 
     def partitions(self, table: Table, version: int | None = None) -> list[dict[str, str]]:
         """The partition values present in ``table`` (at ``version``, default the latest; Delta ``partitions()``,
         read from the log: one dict per partition)."""
-        if not self.exists(table):
-            return []
-        return list(storage.open_table(self.location(table), version).partitions())
+        dt = storage.open_existing(self.location(table), version)
+        return [] if dt is None else list(dt.partitions())
 
     def consumed_version(self, table: Table) -> int:
         """Last input batch its writer committed under ``table.app_id`` (-1 when none)."""
@@ -262,9 +278,9 @@ class Lake:
         writing commit is no longer in the log); ``{}`` without the table. Reads the commit infos of every JSON commit
         left in the log (a checkpoint does not shorten that; the maintenance job's log clean-up does): one commit
         per month written."""
-        if not self.exists(table):
+        dt = storage.open_existing(self.location(table))
+        if dt is None:
             return {}
-        dt = storage.open_table(self.location(table))
         present = {date.fromisoformat(str(p[table.partition_by[0]])) for p in dt.partitions()}
         built: dict[date, tuple[int, dict[str, int]]] = {}
         for commit in dt.history():  # newest first
@@ -282,10 +298,11 @@ class Lake:
         """``(version, record)`` of ``table``'s data-changing commits after ``version``, newest first: the
         :data:`CHANGED_KEY` record of each (None for a commit that recorded none: its rows may touch anything).
         Commits that change no rows (OPTIMIZE, VACUUM, constraints, properties) are skipped."""
-        if not self.exists(table):
+        dt = storage.open_existing(self.location(table))
+        if dt is None:
             return []
         out: list[tuple[int, dict | None]] = []
-        for commit in storage.open_table(self.location(table)).history():
+        for commit in dt.history():
             if commit["version"] <= version:
                 break
             if commit.get("operation") in NO_DATA_CHANGE:
@@ -323,9 +340,10 @@ class Lake:
     def built_from(self, table: Table) -> dict[str, int] | None:
         """The ``inputs`` recorded by the newest :meth:`overwrite` of ``table`` (None when not recorded); maintenance
         commits after it (:data:`NO_DATA_CHANGE`) are looked through."""
-        if not self.exists(table):
+        dt = storage.open_existing(self.location(table))
+        if dt is None:
             return None
-        recorded = self._last_data_commit(table).get(INPUTS_KEY)  # delta-rs puts custom metadata at the top level
+        recorded = self._last_data_commit(table, dt).get(INPUTS_KEY)  # delta-rs puts custom metadata at the top level
         return json.loads(recorded) if recorded else None
 
     def damaged_location(self, table: Table, stamp: str) -> str:
@@ -344,13 +362,14 @@ class Lake:
         file sizes only, without reading data.
         """
         location = self.location(table)
-        if not self.exists(table):
+        dt = storage.open_existing(location, version)
+        if dt is None:
             return []
-        layout = list(storage.open_table(location, version).metadata().partition_columns)
+        layout = list(dt.metadata().partition_columns)
         if layout != list(table.partition_by):
             expected = list(table.partition_by)
             return [f"{location} is partitioned by {layout or 'nothing'}, this version writes {expected}"]
-        actions = pl.DataFrame(storage.open_table(location, version).get_add_actions(flatten=True))
+        actions = pl.DataFrame(dt.get_add_actions(flatten=True))
         problems = []
         on_s3 = object_sizes(location) if is_object_store(location) else None
         for path, size in actions.select("path", "size_bytes").iter_rows():

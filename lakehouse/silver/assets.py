@@ -118,7 +118,7 @@ def build_silver_asset(spec: SourceSpec) -> dg.AssetsDefinition:
             metadata=table_metadata(
                 lake,
                 table,
-                schema=contract_schema(spec, lake.scan(table).collect_schema()),
+                contract=spec,
                 bronze_rows_read=rows_read,
                 bronze_batches_read=sizes.height,
                 merges=len(groups) if rows_read else 0,
