@@ -174,3 +174,24 @@ def test_a_writer_that_decided_to_append_a_month_another_writer_added_meanwhile_
     monkeypatch.undo()
     assert lake.read(table).height == jan1.height + feb1.height
     assert lake.consumed_version(table) == 2
+
+
+def test_materialization_metadata_describes_the_table_as_written(tmp_path):
+    settings = Settings.from_env(tmp_path / "data")
+    land(settings.landing_dir, months=[1], sources=["flights"], max_day=1)
+    with dg.instance_for_test() as instance:
+        result = materialize_all(settings, instance, selection=SELECTION)
+    assert result.success
+    lake = Lake(settings.lake_dir)
+    spec = SOURCES["flights"]
+    for table in (BRONZE["flights"], SILVER["flights"]):
+        [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.path == list(table.key)]
+        metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+        frame, dt = lake.read(table), DeltaTable(lake.location(table))
+        assert metadata["dagster/row_count"] == frame.height > 0
+        assert metadata["delta_version"] == dt.version()
+        columns = metadata["dagster/column_schema"].columns
+        assert [(c.name, c.type) for c in columns] == [(n, str(t)) for n, t in frame.schema.items()]
+    described = {c.name: c.description for c in columns}  # silver's: its contract describes each column
+    assert described["dep_delay"] and "minutes" in described["dep_delay"].lower()
+    assert spec.surrogate_key in described and "UUID v5" in described[spec.surrogate_key]
