@@ -80,10 +80,18 @@ def table_exists(path: str) -> bool:
 
 def open_existing(path: str, version: int | None = None) -> DeltaTable | None:
     """The Delta table at ``path`` (at ``version``, default the latest), None when there is none (one log replay,
-    where :func:`table_exists` then :func:`open_table` make two)."""
+    where :func:`table_exists` then :func:`open_table` make two).
+
+    Raises:
+        deltalake.exceptions.TableNotFoundError: the table exists but ``version`` can no longer be read (deltalake
+            1.6 raises the same error for a version whose commits the log clean-up deleted: docs/stack-notes.md,
+            "Delta checkpoints"), so a version that is gone is never read as a table that is not there yet.
+    """
     try:
         return open_table(path, version)
     except TableNotFoundError:
+        if version is not None and table_exists(path):
+            raise
         return None
 
 

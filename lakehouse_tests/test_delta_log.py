@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from deltalake import write_deltalake
+from deltalake.exceptions import TableNotFoundError
 
 from lakehouse import storage
 from lakehouse.maintenance.housekeeping import maintain
@@ -65,3 +66,20 @@ def test_maintenance_gives_an_older_table_the_properties_without_changing_its_da
     version = lake.version(table)
     maintain(lake, table)  # has them now: no second commit
     assert lake.version(table) == version
+
+
+def test_a_version_whose_commits_were_cleaned_up_is_refused_not_read_as_a_missing_table(tmp_path: Path):
+    lake, table = Lake(str(tmp_path / "lake")), Table("silver", "kept", "time travel past the log clean-up")
+    location = lake.location(table)
+    storage.append(location, pl.DataFrame({"id": [1]}))
+    storage.open_table(location).alter.set_table_properties({"delta.logRetentionDuration": "interval 0 seconds"})
+    for i in range(10):  # past a checkpoint (every 10 commits)
+        storage.append(location, pl.DataFrame({"id": [i + 2]}))
+    storage.open_table(location).cleanup_metadata()  # deletes the JSON commits before the checkpoint
+    assert not (Path(location) / "_delta_log" / f"{0:020d}.json").exists()
+    assert lake.read(table).height == 11
+    with pytest.raises(TableNotFoundError):
+        lake.read(table, version=0)
+    with pytest.raises(TableNotFoundError):
+        lake.partitions(table, version=0)
+    assert lake.read(Table("silver", "absent", "never written"), version=0).is_empty()  # not there at all: empty
