@@ -267,6 +267,11 @@ def test_route_daily_delays_adds_up_to_the_flights(week):
     assert agg.select(pl.col("late_share").is_between(0, 1).all()).item()
 
 
+def test_route_daily_delays_needs_only_its_input_columns(week):
+    """The route asset reads only ``ROUTE_INPUT_COLUMNS`` of silver: the aggregate of those is the whole one."""
+    assert gold.route_daily_delays(week[0].select(gold.ROUTE_INPUT_COLUMNS)).equals(gold.route_daily_delays(week[0]))
+
+
 def test_rotation_breaks_ties_between_legs_at_the_same_minute_by_flight_id():
     t0 = datetime(2013, 1, 1, 11, tzinfo=UTC)
     legs = pl.DataFrame(

@@ -169,7 +169,7 @@ def route_daily_delays(context: dg.AssetExecutionContext, storage: LakehouseStor
     for key in _month_keys(context):
         month = month_of_key(key)
         start, end = features.month_bounds(month)
-        flights = silver_flights_between(lake, inputs["silver/flights"], start, end)
+        flights = silver_flights_between(lake, inputs["silver/flights"], start, end, features.ROUTE_INPUT_COLUMNS)
         frame = features.route_daily_delays(flights) if not flights.is_empty() else _empty(lake, ROUTE_DAILY_DELAYS)
         if frame is not None:
             version = lake.replace_partition(ROUTE_DAILY_DELAYS, frame, month, inputs)

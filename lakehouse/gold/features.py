@@ -735,8 +735,15 @@ def impute_missing_tails(features: pl.DataFrame, donors_from: pl.DataFrame | Non
     return pl.concat([features.filter(has_tail), imputed])
 
 
+ROUTE_INPUT_COLUMNS = ["flight_date", "origin", "dest", "dep_time", "dep_delay", "arr_delay"]
+"""The silver flights columns :func:`route_daily_delays` reads (a reader may project to these)."""
+
+
 def route_daily_delays(flights: pl.DataFrame) -> pl.DataFrame:
     """Analytic aggregate: delay statistics per local flight date and route.
+
+    Args:
+        flights: silver flights (needs :data:`ROUTE_INPUT_COLUMNS`).
 
     Returns:
         ``flight_date (Date), origin, dest, flights (UInt32), cancelled (UInt32), diverted (UInt32),
