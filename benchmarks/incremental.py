@@ -32,7 +32,9 @@ differs.
 The ratio column divides each step's time at the largest k by its time at the smallest k where it ran: the
 target of issue #9 is at most 1.2 for every step but training (whose cost grows with its window by design: see the
 model's ``training_cost`` metadata). Wall times on 2 shared cores vary by tens of percent between runs of a few
-hundred milliseconds; steps under 0.5 s are marked.
+hundred milliseconds; steps under 0.5 s are marked. On a virtual machine the hypervisor may run other guests on
+its cores: the share of the machine's CPU time stolen so (``steal`` of ``psutil.cpu_times()``, Linux) during each
+second run is printed with it, and its range per k under the table.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import psutil
 from dagster._core.events import DagsterEventType
 
 from benchmarks.make_data import build_landing
@@ -143,13 +147,22 @@ def land_and_run(scale: int, work: Path, months: Iterable[int], lake_months: int
         return {**step_seconds(instance, result.run_ids), "total": total}
 
 
+def stolen_share(before: Any, after: Any) -> float:
+    """Share (0..1) of the machine's CPU time between two ``psutil.cpu_times()`` that the hypervisor gave to other
+    guests (``steal``; 0 on bare metal)."""
+    total = sum(after) - sum(before)
+    return (after.steal - before.steal) / total if total > 0 else 0.0
+
+
 def cell(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     return f"{seconds:.2f}" + ("*" if seconds < SHORT_S else "")
 
 
-def render(scale: int, by_k: dict[int, dict[str, float]], month: int | None = None) -> str:
+def render(
+    scale: int, by_k: dict[int, dict[str, float]], month: int | None = None, steal: dict[int, list[float]] | None = None
+) -> str:
     ks = sorted(by_k)
     steps = [*sorted({s for times in by_k.values() for s in times} - {"total"}), "total"]
     header = ["step", *(f"k={k}" for k in ks), f"ratio k={ks[-1]}/first"]
@@ -165,6 +178,9 @@ def render(scale: int, by_k: dict[int, dict[str, float]], month: int | None = No
     lines = [f"scale {scale}: seconds to add {new} to a lake of k months (* under {SHORT_S} s)", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if steal:
+        spans = (f"k={k} {min(v):.0%}-{max(v):.0%}" for k, v in sorted(steal.items()) if v)
+        lines += ["", "CPU time stolen by the hypervisor during the second runs: " + ", ".join(spans)]
     return "\n".join(lines)
 
 
@@ -195,15 +211,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.month is not None and not max(ks) < args.month <= 12:
         parser.error(f"--month takes a month after every k ({max(ks) + 1}..12), got {args.month}")
     by_k: dict[int, dict[str, float]] = {k: {} for k in ks}
+    steal: dict[int, list[float]] = {k: [] for k in ks}
     with tempfile.TemporaryDirectory(prefix="lakehouse-incremental-") as work:
         lakes = {k: Path(work) / f"lake-{k}" for k in ks}
         states = {k: build(k, args.scale, lakes[k], args.month) for k in ks}
         for attempt in range(args.repeat):  # interleaved: every k sees the same state of the machine
             for k in ks:
+                cpu = psutil.cpu_times()
                 times = add_one_month(k, args.scale, lakes[k], states[k], args.month)
+                steal[k].append(stolen_share(cpu, psutil.cpu_times()))
                 by_k[k] = {step: min(seconds, by_k[k].get(step, seconds)) for step, seconds in times.items()}
-                print(f"k={k}, repeat {attempt + 1}: {times['total']:.1f} s", file=sys.stderr)
-    print(render(args.scale, by_k, args.month))
+                done = f"{times['total']:.1f} s, {steal[k][-1]:.0%} stolen"
+                print(f"k={k}, repeat {attempt + 1}: {done}", file=sys.stderr)
+    print(render(args.scale, by_k, args.month, steal))
     return 0
 
 
