@@ -214,8 +214,9 @@ def render(
     header = ["step", *(f"k={k}" for k in ks), f"ratio k={ks[-1]}/first", "ratio of medians"]
     rows = []
     for step in steps:
-        present = [k for k in ks if pick(k, step, min) is not None]
-        cells = [cell(pick(k, step, min)) for k in ks]
+        fastest = {k: pick(k, step, min) for k in ks}
+        present = [k for k in ks if fastest[k] is not None]
+        cells = [cell(fastest[k]) for k in ks]
         ratios = ["-", "-"]
         if len(present) > 1 and ks[-1] in present:
             for i, how in enumerate((min, statistics.median)):
