@@ -8,23 +8,23 @@ Usage::
 
 For each k, on a fresh temporary lake, Dagster instance and MLflow store: months 1..k of the landing zone of
 :mod:`benchmarks.make_data` (at ``--scale``) are landed and run once in this process (``lakehouse run``'s runs,
-:func:`lakehouse.pipeline.materialize_medallion`; not timed), then month k+1 is landed and run again: that second
-run is the measurement (``--repeat`` times from a copy of the state before it, each in a process of its own; the
-fastest of each figure, as ``timeit`` takes the least disturbed). The lakes of every k are built first, then the
-repeats alternate between them (k=1, k=11, k=1, ...), so that a slow spell of the machine falls on both ends of the
-comparison rather than on one. The landing zone is not part of the copy: it is moved from one repeat to the next
-and only month k+1's files are removed before each, because a copied file has a new change time and bronze skips a
-landed file unread only when its size and change time are those its ingest log recorded (``file_version``,
-:mod:`lakehouse.bronze.ingest`): from a copy, every repeat would read and hash all k months' files again, which a
-month landing in production does not do. Each run starts 2.5 s after its files landed (untimed), as a run the
-landing sensor starts does (it waits 10 s): bronze trusts a file's fingerprint only from 2 s on. Per step (a Dagster
+:func:`lakehouse.pipeline.materialize_medallion`; not timed), then month k+1 is landed and run again: that second run is
+the measurement (``--repeat`` times from a copy of the state before it, each in a process of its own; the fastest of
+each figure, as ``timeit`` takes the least disturbed). The lakes of every k are built first, then the repeats alternate
+between them, in the order of ``--k`` and back (k=1, k=11, k=11, k=1, k=1, ...), so that a slow spell of the machine
+falls on both ends of the comparison rather than on one, and neither k always runs right after the other (the k=11 run
+trains the model for a minute, the k=1 run does not). The landing zone is not part of the copy: it is moved from one
+repeat to the next and only month k+1's files are removed before each, because a copied file has a new change time and
+bronze skips a landed file unread only when its size and change time are those its ingest log recorded
+(``file_version``, :mod:`lakehouse.bronze.ingest`): from a copy, every repeat would read and hash all k months' files
+again, which a month landing in production does not do. Each run starts 2.5 s after its files landed (untimed), as a run
+the landing sensor starts does (it waits 10 s): bronze trusts a file's fingerprint only from 2 s on. Per step (a Dagster
 step: an asset with its in-asset checks), its wall time in seconds from the run's ``STEP_START`` to ``STEP_SUCCESS``
-events; and the second run's total wall time (all its runs, from the first call to the last return). Below those,
-rows ``cpu <step>`` give the process's CPU seconds (every thread) over the same events (:func:`record_step_cpu`):
-what the step computed, which a slow spell of the machine does not lengthen as it lengthens the wall time. With
-fewer than three months the model cannot be trained (the time split needs train, validation and holdout months), so
-a lake of fewer than three months runs the graph without the model, predictions and drift; a step absent at some k
-shows ``-``.
+events; and the second run's total wall time (all its runs, from the first call to the last return). Below those, rows
+``cpu <step>`` give the process's CPU seconds (every thread) over the same events (:func:`record_step_cpu`): what the
+step computed, which a slow spell of the machine does not lengthen as it lengthens the wall time. With fewer than three
+months the model cannot be trained (the time split needs train, validation and holdout months), so a lake of fewer than
+three months runs the graph without the model, predictions and drift; a step absent at some k shows ``-``.
 
 With ``--month M``, the lake of k months holds months M-k..M-1 and every lake gets the same new month M instead
 of month k+1: the control for the data. Month k+1 differs from k to k (December has 1.13x February's flights), so
@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lakes = {k: Path(work) / f"lake-{k}" for k in ks}
         states = {k: build(k, args.scale, lakes[k], args.month) for k in ks}
         for attempt in range(args.repeat):  # interleaved: every k sees the same state of the machine
-            for k in ks:
+            for k in ks if attempt % 2 == 0 else ks[::-1]:
                 cpu = psutil.cpu_times()
                 times = add_one_month(k, args.scale, lakes[k], states[k], args.month)
                 steal[k].append(stolen_share(cpu, psutil.cpu_times()))
