@@ -4,12 +4,13 @@ Units: times are seconds (``time.time()`` epoch seconds for instants, durations 
 
 Memory is the process's resident set size (RSS), the figure the kernel accounts and the OOM killer uses:
 
-* :class:`RssSampler` samples ``/proc/self/statm`` from a background thread every ``interval_s``; the peak of a
-  stage is the largest sample taken while the stage ran (a spike shorter than the interval can be missed, but
-  filling a GiB of pages takes far longer than the 10 ms default);
-* :func:`vm_hwm_bytes` is the kernel's exact high-water mark of the whole process (``VmHWM``).
+* :class:`RssSampler` samples it (``psutil``) from a background thread every ``interval_s``; the peak of a stage is
+  the largest sample taken while the stage ran (a spike shorter than the interval can be missed, but filling a GiB
+  of pages takes far longer than the 10 ms default);
+* :func:`vm_hwm_bytes` is the kernel's exact high-water mark of the whole process (``ru_maxrss`` of
+  ``getrusage``, which Linux reports in KiB: the ``VmHWM`` of ``/proc/self/status``).
 
-Linux only (reads ``/proc``).
+CPU time is ``psutil``'s: the machine's (:func:`machine_cpu_seconds`) and the process's own.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import functools
 import inspect
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -28,33 +30,23 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-CLK_TCK = os.sysconf("SC_CLK_TCK")  # /proc/stat ticks per second
+import psutil
+
 STAGES = ("bronze", "silver", "gold", "train", "predict", "monitor")
 
 
-def rss_bytes() -> int:
-    """Current resident set size of this process, bytes."""
-    with open("/proc/self/statm", "rb") as f:
-        return int(f.read().split()[1]) * PAGE_BYTES
-
-
-def cpu_ticks() -> tuple[int, int]:
-    """Machine-wide CPU time from ``/proc/stat`` as ``(busy, total)`` in clock ticks (``SC_CLK_TCK`` per second);
-    busy excludes idle and iowait."""
-    with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
+def machine_cpu_seconds() -> tuple[float, float]:
+    """The machine's CPU time since boot over all CPUs as ``(busy, total)`` seconds (``psutil.cpu_times()``); busy is
+    all but idle and iowait (steal included: time the hypervisor gave another guest is not this machine's idle)."""
+    t = psutil.cpu_times()
+    total = sum(t[:8])  # user nice system idle iowait irq softirq steal; guest time is already in user and nice
+    return total - t.idle - t.iowait, total
 
 
 def vm_hwm_bytes() -> int:
-    """Peak resident set size of this process since it started (``VmHWM`` of ``/proc/self/status``), bytes."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024  # the kernel writes kB
-    raise RuntimeError("VmHWM missing from /proc/self/status")
+    """Peak resident set size of this process since it started, bytes (``getrusage``'s ``ru_maxrss``, KiB on
+    Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class RssSampler:
@@ -76,21 +68,17 @@ class RssSampler:
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def _run(self) -> None:
-        statm = os.open("/proc/self/statm", os.O_RDONLY)
-        try:
-            while not self._stop.is_set():
-                self.sample(statm)
-                self._stop.wait(self.interval_s)
-            self.sample(statm)
-        finally:
-            os.close(statm)
+        process = psutil.Process()
+        while not self._stop.is_set():
+            self.sample(process)
+            self._stop.wait(self.interval_s)
+        self.sample(process)
 
-    def sample(self, statm_fd: int) -> None:
-        pages = int(os.pread(statm_fd, 128, 0).split()[1])
-        own = os.times()
+    def sample(self, process: psutil.Process) -> None:
+        own = process.cpu_times()
         self.times.append(time.time())
-        self.rss.append(pages * PAGE_BYTES)
-        self.busy.append(cpu_ticks()[0] / CLK_TCK)
+        self.rss.append(process.memory_info().rss)
+        self.busy.append(machine_cpu_seconds()[0])
         self.own.append(own.user + own.system)
 
     def start(self) -> RssSampler:

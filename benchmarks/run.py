@@ -65,8 +65,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
+
 from benchmarks.make_data import build_landing
-from benchmarks.measure import CLK_TCK, cpu_ticks, write_json
+from benchmarks.measure import machine_cpu_seconds, write_json
 from benchmarks.report import GIB, build_report, render_markdown, render_text, verdicts
 
 ROOT = Path(__file__).resolve().parents[1]  # children import `lakehouse` from here (cwd comes first on sys.path)
@@ -96,19 +98,18 @@ IMPORT_PROBES = {
 
 
 def machine() -> dict:
-    """CPU model, logical CPUs, memory (GiB), kernel, Python."""
+    """CPU model (``/proc/cpuinfo``: neither ``platform`` nor ``psutil`` gives it), logical CPUs, memory (GiB),
+    kernel, Python."""
     model = "unknown"
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    with open("/proc/meminfo") as f:
-        mem_kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
     return {
         "cpu_model": model,
         "nproc": len(os.sched_getaffinity(0)),
-        "mem_total_gib": round(mem_kib / 1024**2, 1),
+        "mem_total_gib": round(psutil.virtual_memory().total / 1024**3, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
     }
@@ -141,10 +142,10 @@ def source_revision() -> dict:
 
 def idle_share(window_s: float = 2.0) -> float:
     """Share of the machine's CPU time that was idle over the next ``window_s`` seconds (0..1)."""
-    busy0, total0 = cpu_ticks()
+    busy0, total0 = machine_cpu_seconds()
     time.sleep(window_s)
-    busy1, total1 = cpu_ticks()
-    return 1.0 - (busy1 - busy0) / max(total1 - total0, 1)
+    busy1, total1 = machine_cpu_seconds()
+    return 1.0 - (busy1 - busy0) / max(total1 - total0, 0.01)
 
 
 def wait_for_idle(min_idle: float, max_wait_s: float) -> dict:
@@ -166,11 +167,10 @@ class MemoryCapExceeded(RuntimeError):
 
 
 def rss_bytes(pid: int) -> int:
-    """Resident set size of process ``pid`` now (``/proc/<pid>/statm``), 0 once it is gone."""
+    """Resident set size of process ``pid`` now (``psutil``), bytes; 0 once it is gone (or a zombie)."""
     try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
         return 0
 
 
@@ -206,7 +206,7 @@ def run_child(module: str, args: list[str], log: Path, out: Path, max_rss_bytes:
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with open(log, "wb") as sink:
-        busy0, _ = cpu_ticks()
+        busy0, _ = machine_cpu_seconds()
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             [sys.executable, "-m", module, *args, "--out", str(out)],
@@ -217,7 +217,7 @@ def run_child(module: str, args: list[str], log: Path, out: Path, max_rss_bytes:
         )
         status, usage, killed = wait_capped(proc.pid, max_rss_bytes)
         wall = time.perf_counter() - t0
-        busy1, _ = cpu_ticks()
+        busy1, _ = machine_cpu_seconds()
         proc.returncode = os.waitstatus_to_exitcode(status)
     if killed:
         raise MemoryCapExceeded(
@@ -231,7 +231,7 @@ def run_child(module: str, args: list[str], log: Path, out: Path, max_rss_bytes:
         process_wall_s=wall,
         cpu_s=cpu,
         ru_maxrss_bytes=usage.ru_maxrss * 1024,  # Linux reports KiB
-        other_cpu_s=max(0.0, (busy1 - busy0) / CLK_TCK - cpu),
+        other_cpu_s=max(0.0, busy1 - busy0 - cpu),
     )
     return result
 
