@@ -21,10 +21,12 @@ again, which a month landing in production does not do. Each run starts 2.5 s af
 the landing sensor starts does (it waits 10 s): bronze trusts a file's fingerprint only from 2 s on. Per step (a Dagster
 step: an asset with its in-asset checks), its wall time in seconds from the run's ``STEP_START`` to ``STEP_SUCCESS``
 events; and the second run's total wall time (all its runs, from the first call to the last return). Below those, rows
-``cpu <step>`` give the process's CPU seconds (every thread) over the same events (:func:`record_step_cpu`): what the
-step computed, which a slow spell of the machine does not lengthen as it lengthens the wall time. With fewer than three
-months the model cannot be trained (the time split needs train, validation and holdout months), so a lake of fewer than
-three months runs the graph without the model, predictions and drift; a step absent at some k shows ``-``.
+``user <step>`` and ``sys <step>`` give the process's CPU seconds (every thread) in user mode and in the kernel over the
+same events (:func:`record_step_cpu`): a slow spell of the machine lengthens neither, and the user time is what the
+step's code computed, which the cost of first touching fresh memory on this virtual machine (kernel time) does not move.
+With fewer than three months the model cannot be trained (the time split needs train, validation and holdout months), so
+a lake of fewer than three months runs the graph without the model, predictions and drift; a step absent at some k shows
+``-``.
 
 With ``--month M``, the lake of k months holds months M-k..M-1 and every lake gets the same new month M instead
 of month k+1: the control for the data. Month k+1 differs from k to k (December has 1.13x February's flights), so
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -70,7 +73,7 @@ from lakehouse.sources import SOURCES
 from lakehouse.tables import Lake
 
 NO_ML = dg.AssetSelection.groups("bronze", "silver", "gold")
-CPU = "cpu "  # prefix of a step's CPU seconds among its wall seconds (record_step_cpu)
+USER, SYS = "user ", "sys "  # prefixes of a step's CPU seconds among its wall seconds (record_step_cpu)
 SHORT_S = 0.5
 
 
@@ -152,25 +155,33 @@ def land_and_run(scale: int, work: Path, months: Iterable[int], lake_months: int
         t0 = time.perf_counter()
         result = materialize_medallion(defs, instance, lake, selection=selection, raise_on_error=True)
         total = time.perf_counter() - t0
-        return {**step_seconds(instance, result.run_ids), "total": total, **{CPU + k: v for k, v in cpu.items()}}
+        return {**step_seconds(instance, result.run_ids), "total": total, **cpu}
 
 
 def record_step_cpu(instance: dg.DagsterInstance) -> dict[str, float]:
-    """The CPU seconds of this process (every thread: ``time.process_time``) from each step's ``STEP_START`` to its
-    ``STEP_SUCCESS``, by step key, filled in as the in-process runs on ``instance`` store those events (the instance's
-    ``handle_new_event`` is wrapped: in-process execution stores a step's events on the step's thread, as they
-    happen). A slow spell of the machine (another guest on the core, see :func:`stolen_share`) lengthens a step's
-    wall time but not its CPU time."""
-    marks: dict[tuple[str, str], float] = {}
+    """The CPU seconds of this process (every thread, ``os.times``) from each step's ``STEP_START`` to its
+    ``STEP_SUCCESS``, in user mode (key ``"user <step>"``) and in the kernel (``"sys <step>"``), filled in as the
+    in-process runs on ``instance`` store those events (the instance's ``handle_new_event`` is wrapped: in-process
+    execution stores a step's events on the step's thread, as they happen).
+
+    A slow spell of the machine (another guest on the core, see :func:`stolen_share`) lengthens a step's wall time
+    but not its CPU time. Kernel time also counts the page faults of the memory the step touches for the first time,
+    whose cost on this virtual machine depends on what ran before, not on the step (BENCHMARKS.md, "Machine and
+    versions", fresh memory): the user time is what the step's own code computed.
+    """
+    marks: dict[tuple[str, str], tuple[float, float]] = {}
     out: dict[str, float] = {}
     original = instance.handle_new_event
 
     def handle(event: Any, *args: Any, **kwargs: Any) -> None:
         step, kind = event.step_key, event.dagster_event.event_type if event.dagster_event else None
         if step is not None and kind == DagsterEventType.STEP_START:
-            marks[(event.run_id, step)] = time.process_time()
+            now = os.times()
+            marks[(event.run_id, step)] = (now.user, now.system)
         elif step is not None and kind == DagsterEventType.STEP_SUCCESS and (event.run_id, step) in marks:
-            out[step] = out.get(step, 0.0) + time.process_time() - marks.pop((event.run_id, step))
+            (user, system), now = marks.pop((event.run_id, step)), os.times()
+            out[USER + step] = out.get(USER + step, 0.0) + now.user - user
+            out[SYS + step] = out.get(SYS + step, 0.0) + now.system - system
         original(event, *args, **kwargs)
 
     instance.handle_new_event = handle  # type: ignore[method-assign]
@@ -201,10 +212,10 @@ def render(
     the medians (less moved by one lucky repeat than the fastest, more by a slow spell of the machine)."""
     ks = sorted(runs)
     named = {s for times in runs.values() for t in times for s in t} - {"total"}
-    steps = [
-        *sorted(s for s in named if not s.startswith(CPU)),
+    steps = [  # step keys hold no space; "user <step>" and "sys <step>" (record_step_cpu) after the total
+        *sorted(s for s in named if " " not in s),
         "total",
-        *sorted(s for s in named if s.startswith(CPU)),
+        *sorted(s for s in named if " " in s),
     ]
 
     def pick(k: int, step: str, how) -> float | None:
