@@ -13,11 +13,11 @@ and prints the wall seconds that took, with its CPU seconds in user mode and in 
 * ``after copy`` (with ``--copy``): right after a warm child, then a copy of the folder (``shutil.copytree``), as
   :mod:`benchmarks.incremental` restores a lake before each of its runs.
 
-On a virtual machine whose balloon device reports free pages to the host (virtio-balloon's free page reporting:
-the guest kernel hands the host free memory it has not used for a few seconds, and the host must supply a page
-again on its next first touch), the kernel time of the same allocation depends on which of these came before: a
-step's wall and CPU time then grow with the memory it touches for the first time and with the machine's history,
-not with its own work (BENCHMARKS.md, "Machine and versions").
+On a virtual machine whose balloon device reports free pages to the host (virtio-balloon's free page reporting: the
+guest kernel hands free memory back to the host, on this machine as soon as it is free, and the host must supply the
+page again on its next first touch), the kernel time of the same allocation depends on which of these came before: a
+step's wall and CPU time then grow with the memory it touches for the first time and with the machine's history, not
+with its own work (BENCHMARKS.md, "Machine and versions").
 """
 
 from __future__ import annotations
