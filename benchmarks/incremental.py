@@ -23,7 +23,11 @@ step: an asset with its in-asset checks), its wall time in seconds from the run'
 events; and the second run's total wall time (all its runs, from the first call to the last return). Below those, rows
 ``user <step>`` and ``sys <step>`` give the process's CPU seconds (every thread) in user mode and in the kernel over the
 same events (:func:`record_step_cpu`): a slow spell of the machine lengthens neither, and the user time is what the
-step's code computed, which the cost of first touching fresh memory on this virtual machine (kernel time) does not move.
+step's code computed, which the cost of first touching fresh memory on this virtual machine (kernel time) does not move;
+rows ``faults <step>`` count the minor page faults over the same events (``ru_minflt``, ``getrusage``): pages of memory
+the step touched for the first time, the work behind most of its kernel time. With ``--no-ml`` the second runs stop
+after gold: the model, predictions and drift have no ratio anyway (a lake of one month cannot train), and training
+takes a minute of every repeat at k=11, so many more repeats fit in the same time.
 With fewer than three months the model cannot be trained (the time split needs train, validation and holdout months), so
 a lake of fewer than three months runs the graph without the model, predictions and drift; a step absent at some k shows
 ``-``.
@@ -49,6 +53,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -73,7 +78,7 @@ from lakehouse.sources import SOURCES
 from lakehouse.tables import Lake
 
 NO_ML = dg.AssetSelection.groups("bronze", "silver", "gold")
-USER, SYS = "user ", "sys "  # prefixes of a step's CPU seconds among its wall seconds (record_step_cpu)
+USER, SYS, FAULTS = "user ", "sys ", "faults "  # prefixes of a step's CPU seconds and page faults (record_step_cpu)
 SHORT_S = 0.5
 
 
@@ -110,10 +115,12 @@ def landing_of(work: Path) -> Path:
     return Path(Settings.from_env(work / "data").landing_dir)
 
 
-def add_one_month(k: int, scale: int, work: Path, before: Path, month: int | None = None) -> dict[str, float]:
-    """Restore ``work`` from the state ``before`` (:func:`build`), land ``month`` (default k+1) and run again, in a
-    process of its own as ``lakehouse run`` is (no store connection of this process sees the copied files); the
-    run's step times and its ``total``.
+def add_one_month(
+    k: int, scale: int, work: Path, before: Path, month: int | None = None, ml: bool = True
+) -> dict[str, float]:
+    """Restore ``work`` from the state ``before`` (:func:`build`), land ``month`` (default k+1) and run again (with
+    the model, predictions and drift only when ``ml``), in a process of its own as ``lakehouse run`` is (no store
+    connection of this process sees the copied files); the run's step times and its ``total``.
 
     Raises:
         RuntimeError: a run of the second run failed.
@@ -128,19 +135,20 @@ def add_one_month(k: int, scale: int, work: Path, before: Path, month: int | Non
         if spec.monthly:
             (landing / spec.name / monthly_file_name(spec.name, month)).unlink(missing_ok=True)
     command = [sys.executable, "-m", "benchmarks.incremental", "--second", str(work), "--scale", str(scale)]
-    done = subprocess.run([*command, "--k", str(k), "--month", str(month)], capture_output=True, text=True)
+    command += ["--k", str(k), "--month", str(month), *([] if ml else ["--no-ml"])]
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"the run adding month {month} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def land_and_run(scale: int, work: Path, months: Iterable[int], lake_months: int) -> dict[str, float]:
+def land_and_run(scale: int, work: Path, months: Iterable[int], lake_months: int, ml: bool = True) -> dict[str, float]:
     """Land ``months`` into the data folder at ``work`` (creating it on first use) and run ``lakehouse run``'s runs
-    (without the model, predictions and drift when the lake then holds fewer than three months: ``lake_months``);
-    the step times and ``total`` of those runs."""
+    (without the model, predictions and drift when the lake then holds fewer than three months: ``lake_months``, or
+    when not ``ml``); the step times and ``total`` of those runs."""
     settings = Settings.from_env(work / "data")
     months = list(months)
-    selection = None if lake_months >= 3 else NO_ML
+    selection = None if lake_months >= 3 and ml else NO_ML
     (work / "dagster").mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.local_temp(tempdir=str(work / "dagster")) as instance:
         defs = build_definitions(settings)
@@ -167,9 +175,10 @@ def record_step_cpu(instance: dg.DagsterInstance) -> dict[str, float]:
     A slow spell of the machine (another guest on the core, see :func:`stolen_share`) lengthens a step's wall time
     but not its CPU time. Kernel time also counts the page faults of the memory the step touches for the first time,
     whose cost on this virtual machine depends on what ran before, not on the step (BENCHMARKS.md, "Machine and
-    versions", fresh memory): the user time is what the step's own code computed.
+    versions", fresh memory): the user time is what the step's own code computed. Key ``"faults <step>"``: the
+    process's minor page faults over the same events (``resource.getrusage``), i.e. the pages it touched first then.
     """
-    marks: dict[tuple[str, str], tuple[float, float]] = {}
+    marks: dict[tuple[str, str], tuple[float, float, int]] = {}
     out: dict[str, float] = {}
     original = instance.handle_new_event
 
@@ -177,11 +186,13 @@ def record_step_cpu(instance: dg.DagsterInstance) -> dict[str, float]:
         step, kind = event.step_key, event.dagster_event.event_type if event.dagster_event else None
         if step is not None and kind == DagsterEventType.STEP_START:
             now = os.times()
-            marks[(event.run_id, step)] = (now.user, now.system)
+            marks[(event.run_id, step)] = (now.user, now.system, resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
         elif step is not None and kind == DagsterEventType.STEP_SUCCESS and (event.run_id, step) in marks:
-            (user, system), now = marks.pop((event.run_id, step)), os.times()
+            (user, system, faults), now = marks.pop((event.run_id, step)), os.times()
             out[USER + step] = out.get(USER + step, 0.0) + now.user - user
             out[SYS + step] = out.get(SYS + step, 0.0) + now.system - system
+            faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+            out[FAULTS + step] = out.get(FAULTS + step, 0.0) + faulted
         original(event, *args, **kwargs)
 
     instance.handle_new_event = handle  # type: ignore[method-assign]
@@ -195,10 +206,13 @@ def stolen_share(before: Any, after: Any) -> float:
     return (after.steal - before.steal) / total if total > 0 else 0.0
 
 
-def cell(seconds: float | None) -> str:
-    if seconds is None:
+def cell(value: float | None, step: str) -> str:
+    """A table cell: seconds with two decimals (``*`` under :data:`SHORT_S`), page faults as a whole number."""
+    if value is None:
         return "-"
-    return f"{seconds:.2f}" + ("*" if seconds < SHORT_S else "")
+    if step.startswith(FAULTS):
+        return f"{value:,.0f}"
+    return f"{value:.2f}" + ("*" if value < SHORT_S else "")
 
 
 def render(
@@ -227,7 +241,7 @@ def render(
     for step in steps:
         fastest = {k: pick(k, step, min) for k in ks}
         present = [k for k in ks if fastest[k] is not None]
-        cells = [cell(fastest[k]) for k in ks]
+        cells = [cell(fastest[k], step) for k in ks]
         ratios = ["-", "-"]
         if len(present) > 1 and ks[-1] in present:
             for i, how in enumerate((min, statistics.median)):
@@ -258,12 +272,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         help="land this month on every lake, each holding the k months before it, instead of month k+1",
     )
+    parser.add_argument(
+        "--no-ml",
+        action="store_true",
+        help="second runs without the model, predictions and drift (they have no ratio: at k=1 they cannot run; "
+        "training takes a minute of every repeat at k=11, so more repeats fit in the time)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write every repeat's step times here (JSON, by k)")
     parser.add_argument("--second", metavar="WORK", help=argparse.SUPPRESS)  # one second run, in a child process
     args = parser.parse_args(argv)
     if args.second:
         k = int(args.k)
-        print(json.dumps(land_and_run(args.scale, Path(args.second), [args.month], k + 1)))
+        print(json.dumps(land_and_run(args.scale, Path(args.second), [args.month], k + 1, ml=not args.no_ml)))
         return 0
     try:
         ks = sorted({int(k) for k in args.k.split(",") if k.strip()})
@@ -283,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for attempt in range(args.repeat):  # interleaved: every k sees the same state of the machine
             for k in ks if attempt % 2 == 0 else ks[::-1]:
                 cpu = psutil.cpu_times()
-                times = add_one_month(k, args.scale, lakes[k], states[k], args.month)
+                times = add_one_month(k, args.scale, lakes[k], states[k], args.month, ml=not args.no_ml)
                 steal[k].append(stolen_share(cpu, psutil.cpu_times()))
                 runs[k].append(times)
                 done = f"{times['total']:.1f} s, {steal[k][-1]:.0%} stolen"

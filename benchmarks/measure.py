@@ -21,14 +21,17 @@ import inspect
 import json
 import os
 import resource
+import signal
+import subprocess
 import sys
 import threading
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO
 
 import psutil
 
@@ -47,6 +50,72 @@ def vm_hwm_bytes() -> int:
     """Peak resident set size of this process since it started, bytes (``getrusage``'s ``ru_maxrss``, KiB on
     Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process ``pid`` now (``psutil``), bytes; 0 once it is gone (or a zombie)."""
+    try:
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+def wait_capped(pid: int, max_rss_bytes: float | None, poll_s: float = 0.1) -> tuple[int, os.struct_rusage, bool]:
+    """``os.wait4`` for child ``pid``; with ``max_rss_bytes``, its RSS is read every ``poll_s`` seconds and the child
+    is killed (SIGKILL) the first time it is above: a run that would not fit is stopped before it pushes the machine
+    into swap or the OOM killer. Returns the wait status, the rusage and whether it was killed."""
+    if max_rss_bytes is None:
+        _, status, usage = os.wait4(pid, 0)
+        return status, usage, False
+    killed = False
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return status, usage, killed
+        if not killed and rss_bytes(pid) > max_rss_bytes:
+            os.kill(pid, signal.SIGKILL)
+            killed = True
+        time.sleep(poll_s)
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """How a child process ran (:func:`measured_child`): its exit code (negative: killed by that signal), whether
+    the memory cap killed it, and :attr:`figures`."""
+
+    returncode: int
+    killed: bool
+    figures: dict[str, float]
+    """``process_wall_s`` (seconds, start to exit), ``cpu_s`` (the child's user + system CPU seconds),
+    ``ru_maxrss_bytes`` (its peak RSS, from ``wait4``) and ``other_cpu_s`` (CPU seconds *other* processes on the
+    machine used meanwhile: how much the figures were disturbed)."""
+
+
+def measured_child(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike,
+    env: Mapping[str, str],
+    sink: IO[bytes],
+    max_rss_bytes: float | None = None,
+) -> ChildRun:
+    """Run ``argv`` in a new process (stdout and stderr to ``sink``) and measure it; with ``max_rss_bytes`` it is
+    killed the first time its RSS is above (:func:`wait_capped`)."""
+    busy0, _ = machine_cpu_seconds()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdout=sink, stderr=subprocess.STDOUT)
+    status, usage, killed = wait_capped(proc.pid, max_rss_bytes)
+    wall = time.perf_counter() - t0
+    busy1, _ = machine_cpu_seconds()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    figures = {
+        "process_wall_s": wall,
+        "cpu_s": cpu,
+        "ru_maxrss_bytes": usage.ru_maxrss * 1024,  # Linux reports KiB
+        "other_cpu_s": max(0.0, busy1 - busy0 - cpu),
+    }
+    return ChildRun(proc.returncode, killed, figures)
 
 
 class RssSampler:

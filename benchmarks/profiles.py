@@ -40,14 +40,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 
-from benchmarks.measure import machine_cpu_seconds
+from benchmarks.measure import measured_child
 from benchmarks.report import GIB
 from benchmarks.run import RESULTS, ROOT, run_child, wait_for_idle
 from lakehouse.resources import ModelRegistry
@@ -102,24 +101,13 @@ def timed_run(case: str, env: dict[str, str], log: Path) -> dict:
     Raises:
         RuntimeError: the run failed (its output is in ``log``).
     """
+    months = CASES[case]["months"]
+    argv = [LAKEHOUSE, "run", "--months", f"{min(months)}-{max(months)}"]
     with log.open("wb") as sink:
-        busy0, _ = machine_cpu_seconds()
-        t0 = time.perf_counter()
-        months = CASES[case]["months"]
-        argv = [LAKEHOUSE, "run", "--months", f"{min(months)}-{max(months)}"]
-        process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - t0
-        busy1, _ = machine_cpu_seconds()
-    if os.waitstatus_to_exitcode(status) != 0:
+        child = measured_child(argv, cwd=ROOT, env=env, sink=sink)
+    if child.returncode != 0:
         raise RuntimeError(f"lakehouse run failed; see {log}")
-    cpu = usage.ru_utime + usage.ru_stime
-    return {
-        "process_wall_s": wall,
-        "cpu_s": cpu,
-        "ru_maxrss_bytes": usage.ru_maxrss * 1024,  # Linux reports KiB
-        "other_cpu_s": max(0.0, busy1 - busy0 - cpu),
-    }
+    return child.figures
 
 
 def same_work(env: dict[str, str]) -> dict:

@@ -56,7 +56,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -68,7 +67,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.make_data import build_landing
-from benchmarks.measure import machine_cpu_seconds, write_json
+from benchmarks.measure import machine_cpu_seconds, measured_child, write_json
 from benchmarks.report import GIB, build_report, render_markdown, render_text, verdicts
 
 ROOT = Path(__file__).resolve().parents[1]  # children import `lakehouse` from here (cwd comes first on sys.path)
@@ -166,32 +165,6 @@ class MemoryCapExceeded(RuntimeError):
         self.wall_s = wall_s
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size of process ``pid`` now (``psutil``), bytes; 0 once it is gone (or a zombie)."""
-    try:
-        return psutil.Process(pid).memory_info().rss
-    except psutil.Error:
-        return 0
-
-
-def wait_capped(pid: int, max_rss_bytes: float | None, poll_s: float = 0.1) -> tuple[int, os.struct_rusage, bool]:
-    """``os.wait4`` for child ``pid``; with ``max_rss_bytes``, its RSS is read every ``poll_s`` seconds and the child
-    is killed (SIGKILL) the first time it is above: a run that would not fit is stopped before it pushes the machine
-    into swap or the OOM killer. Returns the wait status, the rusage and whether it was killed."""
-    if max_rss_bytes is None:
-        _, status, usage = os.wait4(pid, 0)
-        return status, usage, False
-    killed = False
-    while True:
-        done, status, usage = os.wait4(pid, os.WNOHANG)
-        if done:
-            return status, usage, killed
-        if not killed and rss_bytes(pid) > max_rss_bytes:
-            os.kill(pid, signal.SIGKILL)
-            killed = True
-        time.sleep(poll_s)
-
-
 def run_child(module: str, args: list[str], log: Path, out: Path, max_rss_bytes: float | None = None) -> dict:
     """Run ``python -m module args`` in a fresh process; return its JSON plus ``process_wall_s`` (seconds,
     interpreter start to exit), ``cpu_s`` (user + system CPU seconds of the child), ``ru_maxrss_bytes`` (peak RSS
@@ -205,35 +178,17 @@ def run_child(module: str, args: list[str], log: Path, out: Path, max_rss_bytes:
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    argv = [sys.executable, "-m", module, *args, "--out", str(out)]
     with open(log, "wb") as sink:
-        busy0, _ = machine_cpu_seconds()
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args, "--out", str(out)],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-        status, usage, killed = wait_capped(proc.pid, max_rss_bytes)
-        wall = time.perf_counter() - t0
-        busy1, _ = machine_cpu_seconds()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    if killed:
+        child = measured_child(argv, cwd=ROOT, env=env, sink=sink, max_rss_bytes=max_rss_bytes)
+    wall = child.figures["process_wall_s"]
+    if child.killed:
         raise MemoryCapExceeded(
             f"{module} killed after {wall:.0f} s: its RSS went above {max_rss_bytes / GIB:.1f} GiB; see {log}", wall
         )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{module} exited with {proc.returncode}; see {log}")
-    result = json.loads(out.read_text())
-    cpu = usage.ru_utime + usage.ru_stime
-    result.update(
-        process_wall_s=wall,
-        cpu_s=cpu,
-        ru_maxrss_bytes=usage.ru_maxrss * 1024,  # Linux reports KiB
-        other_cpu_s=max(0.0, busy1 - busy0 - cpu),
-    )
-    return result
+    if child.returncode != 0:
+        raise RuntimeError(f"{module} exited with {child.returncode}; see {log}")
+    return {**json.loads(out.read_text()), **child.figures}
 
 
 def import_times(repeat: int = 3) -> dict[str, float]:
