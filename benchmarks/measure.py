@@ -1,4 +1,5 @@
-"""Wall-clock and resident-memory measurement shared by the floor and the pipeline processes.
+"""Wall-clock and resident-memory measurement shared by the floor and the pipeline processes, and by the runners that
+start them (:func:`measured_child`).
 
 Units: times are seconds (``time.time()`` epoch seconds for instants, durations in seconds), memory is bytes.
 

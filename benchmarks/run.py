@@ -170,7 +170,7 @@ def run_child(module: str, args: list[str], log: Path, out: Path, max_rss_bytes:
     interpreter start to exit), ``cpu_s`` (user + system CPU seconds of the child), ``ru_maxrss_bytes`` (peak RSS
     of the child, from ``wait4``) and ``other_cpu_s`` (CPU seconds used by *other* processes on the machine
     meanwhile: a measure of how much the figures were disturbed). With ``max_rss_bytes`` the child is killed the
-    first time its RSS is above it (:func:`wait_capped`).
+    first time its RSS is above it (:func:`benchmarks.measure.wait_capped`).
 
     Raises:
         MemoryCapExceeded: the child went above ``max_rss_bytes``.
