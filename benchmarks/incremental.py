@@ -22,8 +22,8 @@ the landing sensor starts does (it waits 10 s): bronze trusts a file's fingerpri
 step: an asset with its in-asset checks), its wall time in seconds from the run's ``STEP_START`` to ``STEP_SUCCESS``
 events; and the second run's total wall time (all its runs, from the first call to the last return). Below those, rows
 ``user <step>`` and ``sys <step>`` give the process's CPU seconds (every thread) in user mode and in the kernel over the
-same events (:func:`record_step_cpu`): a slow spell of the machine lengthens neither, and the user time is what the
-step's code computed, which the cost of first touching fresh memory on this virtual machine (kernel time) does not move;
+same events (:func:`record_step_usage`): a slow spell of the machine lengthens neither, and the cost of first touching
+fresh memory on this virtual machine lands mostly in the kernel time (user time moves between runs too, less);
 rows ``faults <step>`` count the minor page faults over the same events (``ru_minflt``, ``getrusage``): pages of memory
 the step touched for the first time, the work behind most of its kernel time. With ``--no-ml`` the second runs stop
 after gold: the model, predictions and drift have no ratio anyway (a lake of one month cannot train), and training
@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import statistics
@@ -78,7 +77,7 @@ from lakehouse.sources import SOURCES
 from lakehouse.tables import Lake
 
 NO_ML = dg.AssetSelection.groups("bronze", "silver", "gold")
-USER, SYS, FAULTS = "user ", "sys ", "faults "  # prefixes of a step's CPU seconds and page faults (record_step_cpu)
+USER, SYS, FAULTS = "user ", "sys ", "faults "  # prefixes of a step's CPU seconds and page faults (record_step_usage)
 SHORT_S = 0.5
 
 
@@ -159,40 +158,41 @@ def land_and_run(scale: int, work: Path, months: Iterable[int], lake_months: int
         # built by the sensor has none of the untrusted files a run started right after landing leaves behind
         # (which its next run reads and hashes once more). Wait as long, untimed.
         time.sleep(RACY_SECONDS + 0.5)
-        cpu = record_step_cpu(instance)
+        usage = record_step_usage(instance)
         t0 = time.perf_counter()
         result = materialize_medallion(defs, instance, lake, selection=selection, raise_on_error=True)
         total = time.perf_counter() - t0
-        return {**step_seconds(instance, result.run_ids), "total": total, **cpu}
+        return {**step_seconds(instance, result.run_ids), "total": total, **usage}
 
 
-def record_step_cpu(instance: dg.DagsterInstance) -> dict[str, float]:
-    """The CPU seconds of this process (every thread, ``os.times``) from each step's ``STEP_START`` to its
-    ``STEP_SUCCESS``, in user mode (key ``"user <step>"``) and in the kernel (``"sys <step>"``), filled in as the
-    in-process runs on ``instance`` store those events (the instance's ``handle_new_event`` is wrapped: in-process
-    execution stores a step's events on the step's thread, as they happen).
+def record_step_usage(instance: dg.DagsterInstance) -> dict[str, float]:
+    """This process's resource usage (every thread, ``resource.getrusage``) from each step's ``STEP_START`` to its
+    ``STEP_SUCCESS``: CPU seconds in user mode (key ``"user <step>"``) and in the kernel (``"sys <step>"``), and minor
+    page faults (``"faults <step>"``: the pages the step touched for the first time), filled in as the in-process
+    runs on ``instance`` store those events (the instance's ``handle_new_event`` is wrapped: in-process execution
+    stores a step's events on the step's thread, as they happen).
 
     A slow spell of the machine (another guest on the core, see :func:`stolen_share`) lengthens a step's wall time
-    but not its CPU time. Kernel time also counts the page faults of the memory the step touches for the first time,
-    whose cost on this virtual machine depends on what ran before, not on the step (BENCHMARKS.md, "Machine and
-    versions", fresh memory): the user time is what the step's own code computed. Key ``"faults <step>"``: the
-    process's minor page faults over the same events (``resource.getrusage``), i.e. the pages it touched first then.
+    but not its CPU time. Kernel time also counts those page faults, whose cost on this virtual machine depends on
+    what ran before, not on the step (BENCHMARKS.md, "Machine and versions", fresh memory). User time moves less
+    between runs than wall time, but it moves too (BENCHMARKS.md, stops 26 and 27).
     """
-    marks: dict[tuple[str, str], tuple[float, float, int]] = {}
+    marks: dict[tuple[str, str], resource.struct_rusage] = {}
     out: dict[str, float] = {}
     original = instance.handle_new_event
 
     def handle(event: Any, *args: Any, **kwargs: Any) -> None:
         step, kind = event.step_key, event.dagster_event.event_type if event.dagster_event else None
         if step is not None and kind == DagsterEventType.STEP_START:
-            now = os.times()
-            marks[(event.run_id, step)] = (now.user, now.system, resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+            marks[(event.run_id, step)] = resource.getrusage(resource.RUSAGE_SELF)
         elif step is not None and kind == DagsterEventType.STEP_SUCCESS and (event.run_id, step) in marks:
-            (user, system, faults), now = marks.pop((event.run_id, step)), os.times()
-            out[USER + step] = out.get(USER + step, 0.0) + now.user - user
-            out[SYS + step] = out.get(SYS + step, 0.0) + now.system - system
-            faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-            out[FAULTS + step] = out.get(FAULTS + step, 0.0) + faulted
+            start, now = marks.pop((event.run_id, step)), resource.getrusage(resource.RUSAGE_SELF)
+            for prefix, used in (
+                (USER, now.ru_utime - start.ru_utime),
+                (SYS, now.ru_stime - start.ru_stime),
+                (FAULTS, now.ru_minflt - start.ru_minflt),
+            ):
+                out[prefix + step] = out.get(prefix + step, 0.0) + used
         original(event, *args, **kwargs)
 
     instance.handle_new_event = handle  # type: ignore[method-assign]
@@ -226,7 +226,7 @@ def render(
     the medians (less moved by one lucky repeat than the fastest, more by a slow spell of the machine)."""
     ks = sorted(runs)
     named = {s for times in runs.values() for t in times for s in t} - {"total"}
-    steps = [  # step keys hold no space; "user <step>" and "sys <step>" (record_step_cpu) after the total
+    steps = [  # step keys hold no space; "user <step>" and "sys <step>" (record_step_usage) after the total
         *sorted(s for s in named if " " not in s),
         "total",
         *sorted(s for s in named if " " in s),
