@@ -141,8 +141,8 @@ def add_one_month(
         if spec.monthly:
             (landing / spec.name / monthly_file_name(spec.name, month)).unlink(missing_ok=True)
     # Write the restored copy to disk before the run: the kernel writes dirty pages back once they are 30 s old
-    # (vm.dirty_expire_centisecs), i.e. during a later run, on the same two cores; the copy before a k=11 run is
-    # 11 times the copy before a k=1 run, and a month landing in production follows no such copy.
+    # (vm.dirty_expire_centisecs), i.e. during a later run, on the same two cores; the copy before a k=11 run is many
+    # times the copy before a k=1 run (608 MB at 10x), and a month landing in production follows no such copy.
     os.sync()
     command = [sys.executable, "-m", "benchmarks.incremental", "--second", str(work), "--scale", str(scale)]
     command += ["--k", str(k), "--month", str(month), *([] if ml else ["--no-ml"])]
