@@ -9,30 +9,28 @@ Usage::
 For each k, on a fresh temporary lake, Dagster instance and MLflow store: months 1..k of the landing zone of
 :mod:`benchmarks.make_data` (at ``--scale``) are landed and run once in this process (``lakehouse run``'s runs,
 :func:`lakehouse.pipeline.materialize_medallion`; not timed), then month k+1 is landed and run again: that second run is
-the measurement (``--repeat`` times from a copy of the state before it, each in a process of its own; the median of
-each figure: see below why not the fastest). The lakes of every k are built first, then the repeats alternate
-between them, in the order of ``--k`` and back (k=1, k=11, k=11, k=1, k=1, ...), so that a slow spell of the machine
-falls on both ends of the comparison rather than on one, and neither k always runs right after the other (the k=11 run
-trains the model for a minute, the k=1 run does not). The landing zone is not part of the copy: it is moved from one
-repeat to the next and only month k+1's files are removed before each, because a copied file has a new change time and
-bronze skips a landed file unread only when its size and change time are those its ingest log recorded
-(``file_version``, :mod:`lakehouse.bronze.ingest`): from a copy, every repeat would read and hash all k months' files
-again, which a month landing in production does not do. The restored copy is written to disk (``os.sync``, untimed)
-before each run starts, so that the kernel does not write it back during a run. Each run starts 2.5 s after its
-files landed (untimed), as a run the landing sensor starts does (it waits 10 s): bronze trusts a file's fingerprint
-only from 2 s on. Per step (a Dagster
+the measurement (``--repeat`` times from a copy of the state before it, each in a process of its own; the median of each
+figure: see below why not the fastest). The lakes of every k are built first, then the repeats alternate between them,
+in the order of ``--k`` and back (k=1, k=11, k=11, k=1, k=1, ...), so that a slow spell of the machine falls on both
+ends of the comparison rather than on one, and neither k always runs right after the other (the k=11 run trains the
+model for a minute, the k=1 run does not). The landing zone is not part of the copy: it is moved from one repeat to the
+next and only month k+1's files are removed before each, because a copied file has a new change time and bronze skips a
+landed file unread only when its size and change time are those its ingest log recorded (``file_version``,
+:mod:`lakehouse.bronze.ingest`): from a copy, every repeat would read and hash all k months' files again, which a month
+landing in production does not do. The restored copy is written to disk (``os.sync``, untimed) before each run starts,
+so that the kernel does not write it back during a run. Each run starts 2.5 s after its files landed (untimed), as a run
+the landing sensor starts does (it waits 10 s): bronze trusts a file's fingerprint only from 2 s on. Per step (a Dagster
 step: an asset with its in-asset checks), its wall time in seconds from the run's ``STEP_START`` to ``STEP_SUCCESS``
 events; and the second run's total wall time (all its runs, from the first call to the last return). Below those, rows
 ``user <step>`` and ``sys <step>`` give the process's CPU seconds (every thread) in user mode and in the kernel over the
 same events (:func:`record_step_usage`): a slow spell of the machine lengthens neither, and the cost of first touching
-fresh memory on this virtual machine lands mostly in the kernel time (user time moves between runs too, less);
-rows ``faults <step>`` count the minor page faults over the same events (``ru_minflt``, ``getrusage``): pages of memory
-the step touched for the first time, the work behind most of its kernel time. With ``--no-ml`` the second runs stop
-after gold: the model, predictions and drift have no ratio anyway (a lake of one month cannot train), and training
-takes a minute of every repeat at k=11, so many more repeats fit in the same time.
-With fewer than three months the model cannot be trained (the time split needs train, validation and holdout months), so
-a lake of fewer than three months runs the graph without the model, predictions and drift; a step absent at some k shows
-``-``.
+fresh memory on this virtual machine lands mostly in the kernel time (user time moves between runs too, less); rows
+``faults <step>`` count the minor page faults over the same events (``ru_minflt``, ``getrusage``): pages of memory the
+step touched for the first time, the work behind most of its kernel time. With ``--no-ml`` the second runs stop after
+gold: the model, predictions and drift have no ratio anyway (a lake of one month cannot train), and training takes a
+minute of every repeat at k=11, so many more repeats fit in the same time. With fewer than three months the model cannot
+be trained (the time split needs train, validation and holdout months), so a lake of fewer than three months runs the
+graph without the model, predictions and drift; a step absent at some k shows ``-``.
 
 With ``--month M``, the lake of k months holds months M-k..M-1 and every lake gets the same new month M instead
 of month k+1: the control for the data. Month k+1 differs from k to k (December has 1.13x February's flights), so
